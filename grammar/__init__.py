@@ -1,0 +1,1 @@
+"""minimega's command language as a lark grammar (installed as minishell.grammar)."""

@@ -1,0 +1,45 @@
+"""Go's string conventions that minimega's output depends on.
+
+Python's notion of whitespace is wider than Go's unicode.IsSpace (it also
+counts U+001C..U+001F), so str.strip() would trim bytes minimega keeps.
+"""
+
+from __future__ import annotations
+
+# unicode.IsSpace: '\t', '\n', '\v', '\f', '\r', ' ', U+0085, U+00A0 and the
+# Unicode White_Space property.
+GO_SPACE = (
+    "\t\n\v\f\r \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def trim_space(text: str) -> str:
+    """strings.TrimSpace."""
+    return text.strip(GO_SPACE)
+
+
+_C_ESCAPES = {
+    "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
+}
+
+
+def quote(text: str) -> str:
+    """strconv.Quote, for the `%q` in minimega's error messages."""
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char.isprintable() or char == " ":
+            out.append(char)
+        elif char in _C_ESCAPES:
+            out.append(_C_ESCAPES[char])
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)

@@ -1,0 +1,69 @@
+"""Tab completion: command words from the grammar, pipe names where pipes go."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minishell.language import complete
+
+PIPES = ["foo", "foopipe", "minimega//bar"]
+COMMANDS = [
+    ".alias", ".annotate", ".columns", ".compress", ".csv", ".env", ".filter", ".headers",
+    ".json", ".preprocess", ".record", ".sort", ".unalias", "background", "clear", "echo",
+    "exit", "help", "history", "namespace", "ns", "pipe", "plumb", "quit", "read", "shell",
+    "version",
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "candidates"),
+    [
+        ("", COMMANDS),  # minimega's other commands (vm, cc...) are not offered
+        ("p", ["pipe", "plumb"]),
+        ("pi", ["pipe"]),
+        (".c", [".columns", ".compress", ".csv"]),
+        ("pipe ", PIPES),
+        ("pipe f", ["foo", "foopipe"]),
+        ("pipe foo ", ["log", "mode", "via"]),
+        ("pipe foo mode ", ["all", "random", "round-robin"]),
+        ("pipe foo mode r", ["random", "round-robin"]),
+        ("pipe foo log ", ["false", "true"]),
+        ("pipe foo via ", []),
+        ("clear ", ["all", "history", "namespace", "pipe", "plumb"]),
+        ("clear p", ["pipe", "plumb"]),
+        ("clear pipe ", PIPES),
+        ("clear pipe foo ", ["log", "mode", "via"]),
+        ("cl pi f", ["foo", "foopipe"]),  # prefixes count as their keywords
+        ("plumb ", PIPES),
+        ("plumb foo ", PIPES),
+        ("plumb foo bar m", ["minimega//bar"]),
+        ("clear plumb ", PIPES),
+        ("ns ", ["hosts", "run"]),
+        ("read x ", ["check"]),
+        (".json ", ["false", "true"]),
+        (".json true p", ["pipe", "plumb"]),
+        (".columns name ", COMMANDS),
+        ("namespace beta pipe f", ["foo", "foopipe"]),
+        ("echo ", []),
+        ("e", ["echo", "exit"]),
+        ("bogus ", []),
+        ("echo # comment ", []),
+        ('pipe "fo', []),
+        ("pipe foo\\q", []),
+    ],
+)
+def test_candidates(text: str, candidates: list[str]) -> None:
+    assert complete(text, PIPES) == candidates
+
+
+def test_deep_nesting() -> None:
+    assert complete(".json true " * 1000 + "p", PIPES) == ["pipe", "plumb"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([*"pi ecl.jsonrt\"'\\#\x00\xa0", "pipe ", "clear "])).map("".join))
+def test_never_raises(text: str) -> None:
+    result = complete(text, PIPES)
+    assert result == sorted(set(result))

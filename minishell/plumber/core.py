@@ -1,0 +1,228 @@
+"""The Plumber: named pipes and pipelines, as the session and the socket server see them.
+
+Names are full names (`ns//name`): the caller namespaces what the user typed;
+only `plumb` namespaces its own pipe stages. Every background task (the
+pipelines) lives in the nursery the Plumber is given; the state below is
+touched only from trio tasks, between awaits, so it needs no lock.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from minishell.plumber.endpoints import Reader, Writer
+from minishell.plumber.errors import PlumberError
+from minishell.plumber.outbox import Outbox
+from minishell.plumber.pipe import MODES, Pipe, PipeInfo
+from minishell.plumber.pipeline import Production, feeds_itself, resolve_stages
+from minishell.plumber.programs import ProgramFinder
+from minishell.plumber.via import Vias
+
+
+def _byte_order(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
+class Plumber:
+    def __init__(self, nursery: trio.Nursery, *, helper_dir: str | None = None,
+                 rng: random.Random | None = None) -> None:
+        self._nursery = nursery
+        self._programs = ProgramFinder(helper_dir)
+        self._vias = Vias(self._programs)
+        self._rng = rng if rng is not None else random.Random()
+        self._reader_ids = itertools.count(1)  # monotonic: round-robin follows registration
+        self._pipes: dict[str, Pipe] = {}
+        self._productions: dict[str, Production] = {}
+
+    # -- listing ---------------------------------------------------------------
+
+    def pipes(self) -> list[PipeInfo]:
+        """Every pipe of every namespace, sorted by name (byte order)."""
+        return [self._pipes[name].info() for name in sorted(self._pipes, key=_byte_order)]
+
+    def pipelines(self) -> list[str]:
+        return sorted(self._productions, key=_byte_order)
+
+    def names(self) -> tuple[str, ...]:
+        """Pipe names, unsorted, for completion."""
+        return tuple(self._pipes)
+
+    # -- pipes -------------------------------------------------------------------
+
+    async def write(self, name: str, data: str) -> None:
+        """One message from the CLI; returns once it is in its readers' outboxes and
+        every pipe-to-pipe stage downstream has passed it on.
+
+        So a listing right after a write is settled through trees of pipes (2.9's
+        writes are asynchronous, spec §16.4). Readers that are programs or
+        clients are not waited for: what they do with a message is their affair.
+        """
+        async with self.open_writer(name) as writer:
+            await writer.write_message(data.encode("utf-8", "surrogateescape"))
+        await self._settle_downstream(name)
+
+    def set_mode(self, name: str, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown pipe mode: {mode}")
+        self._pipe(name).mode = mode
+
+    def set_log(self, name: str, enabled: bool) -> None:
+        self._pipe(name).log = enabled
+
+    def set_via(self, name: str, argv: tuple[str, ...]) -> None:
+        self._pipe(name).via = argv
+
+    async def delete_pipe(self, name: str) -> None:
+        """`clear pipe <p>`: EOF to its readers; returns once the pipelines reading it are gone."""
+        pipe = self._pipes.get(name)
+        if pipe is None:
+            raise PlumberError(f"no such pipe: {name}")
+        if pipe.writers:
+            raise PlumberError("cannot delete named pipe with open writers")
+        del self._pipes[name]
+        pipe.close()
+        await self._stop([production for production in self._productions.values()
+                          if name in production.reads])
+
+    async def delete_all_pipes(self) -> None:
+        """Bare `clear pipe`: delete every pipe that can be deleted, then report the first refusal.
+
+        Pipes are visited in sorted order, and again as long as a pass deleted
+        something: deleting a pipeline's source tears the pipeline down, which
+        may free a pipe visited earlier (`plumb b a`: `a` has a writer until `b`
+        goes). 2.9 visits in Go map order and stops at the first refusal (§16.2).
+        """
+        while True:
+            first_error: PlumberError | None = None
+            deleted = False
+            for name in sorted(self._pipes, key=_byte_order):
+                if name not in self._pipes:  # deleted meanwhile by someone else
+                    continue
+                try:
+                    await self.delete_pipe(name)
+                except PlumberError as error:
+                    first_error = first_error or error
+                else:
+                    deleted = True
+            if first_error is None:
+                return
+            if not deleted:
+                raise first_error
+
+    # -- pipelines ---------------------------------------------------------------
+
+    async def plumb(self, stages: tuple[str, ...], namespace: str) -> None:
+        """Start a pipeline; returns once its endpoints are registered and its programs spawned."""
+        resolved = resolve_stages(stages, namespace, self._programs)
+        name = " ".join(stage.name for stage in resolved)
+        if name in self._productions:
+            raise PlumberError(f"pipeline already exists: [{name}]")
+        if feeds_itself(resolved):
+            raise PlumberError(f"pipeline would feed itself: [{name}]")
+        production = Production(name, resolved, endpoints=self, programs=self._programs,
+                                on_exit=self._forget)
+        self._productions[name] = production
+        await self._nursery.start(production.run)
+
+    async def clear_plumb(self, words: tuple[str, ...]) -> None:
+        """Cancel one pipeline by its exact name (words joined by spaces), or all; wait for it."""
+        if not words:
+            await self._stop(list(self._productions.values()))
+            return
+        production = self._productions.get(" ".join(words))
+        if production is None:
+            raise PlumberError(f"no such pipeline: [{' '.join(words)}]")
+        await self._stop([production])
+
+    async def aclose(self) -> None:
+        """Shutdown: every pipeline cancelled and its children reaped, every reader at EOF."""
+        await self._stop(list(self._productions.values()))
+        for pipe in self._pipes.values():
+            pipe.close()
+
+    # -- endpoints -----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def open_reader(self, name: str, *,
+                          forwards_to: str | None = None) -> AsyncIterator[Reader]:
+        """Register a reader of pipe `name` (created if missing) for the block's duration.
+
+        `forwards_to`: the pipe this reader passes what it takes straight on to
+        (a pipe-to-pipe pipeline stage), which CLI writes wait for (see write).
+        """
+        pipe = self._pipe(name)
+        outbox = Outbox(forwards_to=forwards_to)
+        reader_id = next(self._reader_ids)
+        pipe.attach(reader_id, outbox)
+        try:
+            yield Reader(name, outbox, functools.partial(pipe.detach, reader_id))
+        finally:
+            pipe.detach(reader_id)
+
+    @asynccontextmanager
+    async def open_writer(self, name: str) -> AsyncIterator[Writer]:
+        """Register a writer of pipe `name` (created if missing) for the block's duration."""
+        pipe = self._pipe(name)
+        pipe.writers += 1
+        try:
+            yield Writer(name, pipe)
+        finally:
+            pipe.writers -= 1
+
+    # -- internals -----------------------------------------------------------------
+
+    def _pipe(self, name: str) -> Pipe:
+        pipe = self._pipes.get(name)
+        if pipe is None:
+            pipe = self._pipes[name] = Pipe(name, rng=self._rng, vias=self._vias)
+        return pipe
+
+    async def _settle_downstream(self, name: str) -> None:
+        """Follow pipe-to-pipe stages from `name` until what was written has gone through.
+
+        Pipes are settled upstream first (a topological order of the stage graph,
+        so a pipe fed by two paths is settled after both); each pipe once, so
+        pipelines that form a cycle (2.9 accepts them, see `feeds_itself`) cannot
+        make a write wait forever.
+        """
+        for pipe_name in self._downstream_order(name):
+            pipe = self._pipes.get(pipe_name)
+            if pipe is not None:
+                await pipe.settle()
+
+    def _downstream_order(self, name: str) -> list[str]:
+        """`name` and the pipes stages carry its messages to, upstream first."""
+        postorder: list[str] = []
+        seen = {name}
+        stack = [(name, iter(self._downstream(name)))]
+        while stack:
+            current, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                postorder.append(current)
+            elif child not in seen:
+                seen.add(child)
+                stack.append((child, iter(self._downstream(child))))
+        return postorder[::-1]
+
+    def _downstream(self, name: str) -> list[str]:
+        pipe = self._pipes.get(name)
+        return pipe.downstream() if pipe is not None else []
+
+    def _forget(self, production: Production) -> None:
+        if self._productions.get(production.name) is production:
+            del self._productions[production.name]
+
+    @staticmethod
+    async def _stop(productions: list[Production]) -> None:
+        for production in productions:
+            production.cancel()
+        for production in productions:
+            await production.done.wait()

@@ -1,0 +1,86 @@
+"""The two ends of a pipe, one interface for every kind of endpoint.
+
+A pipeline stage, a socket attachment, later an agent's handle or a mesh peer:
+each reads through a Reader and writes through a Writer, and Pipe knows
+nothing of which one it serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import trio
+
+from minishell.plumber.outbox import Chunk, Outbox
+from minishell.plumber.pipe import Pipe
+
+
+class Reader:
+    """What a pipe delivers to one registered reader, in chunks, until EOF.
+
+    EOF (trio.EndOfChannel from receive(), the end of `async for`) comes when
+    the pipe is deleted, the plumber closes or the reader is closed, after what
+    was already delivered. The reader counts in the pipe's `readers` while its
+    `open_reader` block is open and it is not closed. One task receives.
+    """
+
+    __slots__ = ("_detach", "_outbox", "pipe_name")
+
+    def __init__(self, pipe_name: str, outbox: Outbox, detach: Callable[[], None]) -> None:
+        self.pipe_name = pipe_name
+        self._outbox = outbox
+        self._detach = detach
+
+    async def receive(self) -> Chunk:
+        """Everything delivered since the last call (at least one message); EndOfChannel at EOF."""
+        return await self._outbox.take()
+
+    def close(self) -> None:
+        """Take no more: what was delivered still comes, then EOF; the pipe stops counting it."""
+        self._detach()
+
+    def __aiter__(self) -> Reader:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        try:
+            return await self._outbox.take()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+
+class Writer:
+    """Writes messages into a pipe; counts in the pipe's `writers` while its block is open.
+
+    Every call returns once its messages are in the outboxes of their readers
+    (waiting while an outbox is full: lossless backpressure). Messages of one
+    writer reach every reader in the order written.
+    """
+
+    __slots__ = ("_pipe", "pipe_name")
+
+    def __init__(self, pipe_name: str, pipe: Pipe) -> None:
+        self.pipe_name = pipe_name
+        self._pipe = pipe
+
+    async def write_lines(self, block: bytes) -> None:
+        """A block of complete lines, each line one message: the fast path."""
+        if not block.endswith(b"\n"):
+            if block:
+                raise ValueError("write_lines needs complete lines (ending in a newline)")
+            await trio.lowlevel.checkpoint()
+            return
+        await self._pipe.accept(block, one_message=False)
+
+    async def write_message(self, message: bytes) -> None:
+        """One message, whatever newlines it holds; a newline is added unless it ends in one."""
+        if not message.endswith(b"\n"):
+            message += b"\n"
+        await self._pipe.accept(message, one_message=message.count(b"\n") > 1)
+
+    async def send(self, chunk: Chunk) -> None:
+        """Pass on a chunk as a Reader received it, message boundaries kept."""
+        if chunk.one_message:
+            await self.write_message(chunk.data)
+        else:
+            await self.write_lines(chunk.data)

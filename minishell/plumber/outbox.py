@@ -1,0 +1,133 @@
+"""A reader's bounded queue of chunks: the only place where data waits.
+
+Writers put chunks in synchronously once there is room; the reader takes
+everything pending at once. Room is measured in bytes: a writer may put a
+chunk while the outbox holds less than its limit, so one chunk may overshoot
+it (a block bigger than the limit must still get through) and the outbox never
+holds more than limit + one chunk.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import trio
+
+OUTBOX_LIMIT = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Complete messages, as a reader receives them and a writer sends them.
+
+    Usually `data` is a block of lines, each line one message. `one_message`
+    marks the rare exception, `data` being exactly one message: one whose inner
+    newlines are not message boundaries (a CLI message with newlines in it), or
+    a via's raw output (possibly empty, possibly without a final newline).
+    """
+
+    data: bytes
+    one_message: bool = False
+
+
+class Outbox:
+    """One reader's queue, with a count of what the reader is done with.
+
+    The reader is done with a chunk once it comes back to `take` for more (or
+    goes away): for a pipe-to-pipe stage (`forwards_to`) that means the chunk is in
+    the next pipe. `mark`/`wait_settled` let a writer wait for that, which is how
+    a CLI write returns only once its message has gone through such stages.
+    """
+
+    __slots__ = ("_chunks", "_closed", "_data_waiter", "_limit", "_puts", "_room_waiter",
+                 "_settle_waiter", "_settled", "_size", "_taken", "forwards_to")
+
+    def __init__(self, limit: int = OUTBOX_LIMIT, *, forwards_to: str | None = None) -> None:
+        self.forwards_to = forwards_to  # the pipe its reader passes chunks straight on to
+        self._chunks: deque[Chunk] = deque()
+        self._size = 0
+        self._limit = limit
+        self._closed = False
+        self._data_waiter: trio.Event | None = None
+        self._room_waiter: trio.Event | None = None
+        self._settle_waiter: trio.Event | None = None
+        self._puts = 0  # chunks put, ever
+        self._taken = 0  # chunks handed to the reader, ever
+        self._settled = 0  # chunks the reader is done with, ever
+
+    @property
+    def full(self) -> bool:
+        """True while a writer must wait; a closed outbox is never full (puts are dropped)."""
+        return self._size >= self._limit and not self._closed
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, chunk: Chunk) -> None:
+        if self._closed:
+            return
+        self._chunks.append(chunk)
+        self._size += len(chunk.data)
+        self._puts += 1
+        if self._data_waiter is not None:
+            self._data_waiter.set()
+            self._data_waiter = None
+
+    async def wait_for_room(self) -> None:
+        if self._room_waiter is None:
+            self._room_waiter = trio.Event()
+        await self._room_waiter.wait()
+
+    def mark(self) -> int:
+        """A point in this outbox's stream, for `wait_settled`."""
+        return self._puts
+
+    async def wait_settled(self, mark: int) -> None:
+        """Return once the reader is done with every chunk put before `mark`, or is gone."""
+        while self._settled < mark and not self._closed:
+            if self._settle_waiter is None:
+                self._settle_waiter = trio.Event()
+            await self._settle_waiter.wait()
+
+    async def take(self) -> Chunk:
+        """Everything pending, coalesced; after close, what is left and then EndOfChannel."""
+        if self._settled != self._taken:  # back for more: done with what it took
+            self._settled = self._taken
+            if self._settle_waiter is not None:
+                self._settle_waiter.set()
+                self._settle_waiter = None
+        if self._chunks:
+            await trio.lowlevel.checkpoint()
+        while not self._chunks:
+            if self._closed:
+                await trio.lowlevel.checkpoint()
+                raise trio.EndOfChannel
+            self._data_waiter = trio.Event()
+            await self._data_waiter.wait()
+        chunk = self._coalesce()
+        self._size -= len(chunk.data)
+        if self._room_waiter is not None:
+            self._room_waiter.set()
+            self._room_waiter = None
+        return chunk
+
+    def close(self) -> None:
+        """The reader goes away: the reader gets EOF once drained, waiting writers go on."""
+        self._closed = True
+        for waiter in (self._data_waiter, self._room_waiter, self._settle_waiter):
+            if waiter is not None:
+                waiter.set()
+        self._data_waiter = self._room_waiter = self._settle_waiter = None
+
+    def _coalesce(self) -> Chunk:
+        first = self._chunks.popleft()
+        self._taken += 1
+        if first.one_message or not self._chunks or self._chunks[0].one_message:
+            return first
+        parts = [first.data]
+        while self._chunks and not self._chunks[0].one_message:
+            parts.append(self._chunks.popleft().data)
+        self._taken += len(parts) - 1
+        return Chunk(b"".join(parts))

@@ -1,0 +1,111 @@
+"""The composition root: the only trio.run, one nursery that owns everything.
+
+The plumber, the session, `background` programs and the front end all live
+below the root nursery; quitting (the `quit` command, Ctrl-D, SIGTERM,
+SIGHUP) cancels the front end, then the plumber is closed so that every
+pipeline ends and every child is reaped before the process exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import trio
+
+from minishell import kit
+from minishell.console import show
+from minishell.plumber import Plumber
+from minishell.replay import replay_all
+from minishell.session import Session
+
+
+def run(options: argparse.Namespace) -> int:
+    return trio.run(partial(_main, options))
+
+
+def _new_session(options: argparse.Namespace, nursery: trio.Nursery) -> Session:
+    helper_dir = kit.bin_dir()
+    return Session(
+        Plumber(nursery, helper_dir=helper_dir),
+        nursery,
+        hostname=options.hostname or socket.gethostname(),
+        files_dir=os.path.join(options.base, "files"),
+        helper_dir=helper_dir,
+    )
+
+
+async def _main(options: argparse.Namespace) -> int:
+    if options.replay:
+        return await replay_all(options.files, partial(_new_session, options), _write_stdout)
+    async with trio.open_nursery() as nursery:
+        session = _new_session(options, nursery)
+        try:
+            failed = False
+            for script in options.files:
+                failed |= show(await session.read_script(script), sys.stdout, sys.stderr)
+            if session.quitting.is_set():
+                return 1 if failed else 0
+            if sys.stdin.isatty():
+                from minishell.repl import run_repl
+
+                front_end: Callable[[], Awaitable[int]] = partial(
+                    run_repl, session, history_file=options.history_file)
+            elif options.files:
+                return 1 if failed else 0
+            else:
+                front_end = partial(run_stream, session, sys.stdin.readline)
+            return await _until_quit(session, front_end)
+        finally:
+            with trio.CancelScope(shield=True):
+                await session.plumber.aclose()
+            nursery.cancel_scope.cancel()
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+async def _until_quit(session: Session, front_end: Callable[[], Awaitable[int]]) -> int:
+    """Run the front end until it ends, `quit` runs, or SIGTERM/SIGHUP arrives."""
+    status = 0
+    async with trio.open_nursery() as nursery:
+
+        async def front() -> None:
+            nonlocal status
+            status = await front_end()
+            nursery.cancel_scope.cancel()
+
+        async def quit_requested() -> None:
+            await session.quitting.wait()
+            nursery.cancel_scope.cancel()
+
+        async def terminated() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+                async for _ in signals:
+                    session.quitting.set()
+
+        nursery.start_soon(front)
+        nursery.start_soon(quit_requested)
+        nursery.start_soon(terminated)
+    return status
+
+
+async def run_stream(session: Session, readline: Callable[[], str]) -> int:
+    """Lines from a non-terminal stdin, run as a script; 1 if any command failed."""
+    failed = False
+    while not session.quitting.is_set():
+        # A thread keeps the shared stdin blocking (ecosystem.md §d: FdStream
+        # would make the parent's pipe non-blocking too).
+        line = await trio.to_thread.run_sync(readline, abandon_on_cancel=True)
+        if not line:
+            break
+        responses = await session.run_line(line.removesuffix("\n"))
+        failed |= show(responses, sys.stdout, sys.stderr)
+    return 1 if failed else 0

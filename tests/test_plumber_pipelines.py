@@ -294,3 +294,21 @@ async def test_children_run_apart_from_the_terminal_and_nothing_leaks(
         await plumber.aclose()
         assert (plumber.pipelines(), children()) == ([], set())
     assert len(os.listdir("/proc/self/fd")) == fds
+
+
+async def test_a_write_has_gone_through_every_pipe_stage_when_it_returns(
+        plumber: Plumber) -> None:
+    # a -> b -> c -> x and a -> x: x is fed by a long and a short path
+    for stages in (("a", "b"), ("b", "c"), ("c", "x"), ("a", "x")):
+        await plumber.plumb(stages, "minimega")
+    await plumber.write("minimega//a", "hello")
+    assert [(name, count) for name, _, _, count, _ in rows(plumber)] == [
+        ("minimega//a", 1), ("minimega//b", 1), ("minimega//c", 1), ("minimega//x", 2)]
+
+
+async def test_a_write_does_not_wait_for_plain_readers(plumber: Plumber) -> None:
+    async with plumber.open_reader("minimega//p"):
+        with trio.fail_after(5):
+            for _ in range(3):
+                await plumber.write("minimega//p", "nobody reads me yet")
+    assert info(plumber, "minimega//p").count == 3

@@ -63,9 +63,14 @@ class Plumber:
         writes are asynchronous, spec §16.4). Readers that are programs or
         clients are not waited for: what they do with a message is their affair.
         """
-        async with self.open_writer(name) as writer:
-            await writer.write_message(data.encode("utf-8", "surrogateescape"))
-        await self._settle_downstream(name)
+        pipe = self._pipe(name)
+        pipe.writers += 1  # a writer while in flight, as in 2.9
+        try:
+            await pipe.accept_message(data.encode("utf-8", "surrogateescape"))
+        finally:
+            pipe.writers -= 1
+        if pipe.downstream():
+            await self._settle_downstream(name)
 
     def set_mode(self, name: str, mode: str) -> None:
         if mode not in MODES:

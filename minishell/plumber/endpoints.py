@@ -74,9 +74,7 @@ class Writer:
 
     async def write_message(self, message: bytes) -> None:
         """One message, whatever newlines it holds; a newline is added unless it ends in one."""
-        if not message.endswith(b"\n"):
-            message += b"\n"
-        await self._pipe.accept(message, one_message=message.count(b"\n") > 1)
+        await self._pipe.accept_message(message)
 
     async def send(self, chunk: Chunk) -> None:
         """Pass on a chunk as a Reader received it, message boundaries kept."""

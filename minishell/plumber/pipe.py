@@ -108,14 +108,27 @@ class Pipe:
         for outbox, mark in marks:
             await outbox.wait_settled(mark)
 
+    async def accept_message(self, message: bytes) -> None:
+        """One message, whatever newlines it holds; a newline is added unless it ends in one."""
+        if not message.endswith(b"\n"):
+            message += b"\n"
+        await self.accept(message, one_message=message.count(b"\n") > 1)
+
     async def accept(self, data: bytes, one_message: bool) -> None:
-        """Take a block of lines (or one message) from a writer; return once it is routed."""
-        await trio.lowlevel.checkpoint()
+        """Take a block of lines (or one message) from a writer; return once it is routed.
+
+        It yields to other tasks only when it has to wait (a full outbox, a via):
+        writers reach it from a loop that already yields per chunk (a socket
+        read, a stage's receive, the session between commands), and a schedule
+        point per CLI write would cost a third of a command's time.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
         if via := self.via:  # the via in force when the block came applies to all of it
             for message in [data] if one_message else split_messages(data):
                 await self._accept_through_via(via, message)
             return
-        await _wait_for_room(self._readers.values())
+        if self._readers and any(outbox.full for outbox in self._readers.values()):
+            await _wait_for_room(self._readers.values())
         self._route(data, one_message)
 
     def _route(self, data: bytes, one_message: bool) -> None:

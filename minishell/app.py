@@ -9,6 +9,7 @@ pipeline ends and every child is reaped before the process exits.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import socket
@@ -20,13 +21,24 @@ import trio
 
 from minishell import kit
 from minishell.console import show
+from minishell.language import parse
 from minishell.plumber import Plumber
 from minishell.replay import replay_all
 from minishell.session import Session
 
 
 def run(options: argparse.Namespace) -> int:
+    warm_up()
     return trio.run(partial(_main, options))
+
+
+def warm_up() -> None:
+    """Build the grammar before the first command, then take everything alive
+    now out of the garbage collector's sight (gc.freeze): lark's tables are
+    large and live forever, and rescanning them cost a command up to a third
+    of its time (bench/bench_read.py)."""
+    parse("echo")
+    gc.freeze()
 
 
 def _new_session(options: argparse.Namespace, nursery: trio.Nursery) -> Session:
@@ -56,11 +68,10 @@ async def _main(options: argparse.Namespace) -> int:
 
                 front_end: Callable[[], Awaitable[int]] = partial(
                     run_repl, session, history_file=options.history_file)
-            elif options.files:
-                return 1 if failed else 0
             else:
                 front_end = partial(run_stream, session, sys.stdin.readline)
-            return await _until_quit(session, front_end)
+            status = await _until_quit(session, front_end)
+            return 1 if failed else status
         finally:
             with trio.CancelScope(shield=True):
                 await session.plumber.aclose()

@@ -39,6 +39,7 @@ _INVALID_NAMESPACE = "invalid name; must only include letters, numbers, hyphens 
 _PIPE_HEADER = ["name", "mode", "readers", "writers", "count", "via", "previous"]
 # bufio.Scanner's default limit, which `read` inherits (spec §15).
 _READ_LINE_MAX = 64 * 1024
+_READ_YIELD_EVERY = 64
 # Go's names for the signals a `shell` child is most often killed by.
 _GO_SIGNAL_NAMES = {
     signal.SIGHUP: "hangup", signal.SIGINT: "interrupt", signal.SIGQUIT: "quit",
@@ -163,6 +164,11 @@ class Session:
         layer sees what the layers inside it produced, errors included, as in
         minicli where an inner error is just a response with Error set.
         """
+        if not isinstance(cmd, _LAYER_TYPES):  # the common case, kept short
+            try:
+                return await self._execute_leaf(cmd)
+            except (CommandError, PlumberError) as error:
+                return [self._error(str(error), self.flags)]
         layers: list[_Layer] = []
         while isinstance(cmd, _LAYER_TYPES):
             layers.append(cmd)
@@ -434,9 +440,14 @@ class Session:
         responses: list[Response] = []
         base = os.path.basename(path)
         namespace = self.namespace
+        history_prefix = f"namespace {quote(namespace)} "
         try:
             lines = _script_lines(path)
             for number, line in enumerate(lines, start=1):
+                if number % _READ_YIELD_EVERY == 0:
+                    # Commands rarely yield; a long script must still let
+                    # pipelines run and Ctrl-C cancel it.
+                    await trio.lowlevel.checkpoint()
                 try:
                     cmd = parse(line)
                 except CommandError as error:
@@ -447,10 +458,13 @@ class Session:
                     raise CommandError(f"{base}:{number} cannot run nested `read` commands")
                 if check:
                     continue
-                original = f"namespace {quote(namespace)} {trim_space(line)}"
+                original = history_prefix + trim_space(line)
                 if isinstance(cmd, c.NamespaceSwitch):
                     responses += await self._run_compiled(cmd, original)
                     namespace = self.namespace
+                    history_prefix = f"namespace {quote(namespace)} "
+                elif namespace == self.namespace:  # what `namespace X (cmd)` would do anyway
+                    responses += await self._run_compiled(cmd, original)
                 else:
                     wrapped = c.NamespaceRun(namespace, cmd)
                     responses += await self._run_compiled(wrapped, original)

@@ -16,10 +16,12 @@ per shape as a small builder that makes the command from the words.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias, cast
 
+import lark
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
@@ -137,10 +139,29 @@ def feed(state: ParserState[int], token_type: str, value: object) -> ParserState
     return branch
 
 
+def _grammar_cache() -> str | bool:
+    """Where lark keeps the analysed LALR tables: building them takes 0.4 s, loading 0.06 s.
+
+    A folder of the user's own (not lark's default in the shared /tmp, where
+    another user could plant the pickle lark loads). lark checks the grammar's
+    hash before using the file. No cache when the folder cannot be made.
+    """
+    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(home, "minishell")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(folder, os.W_OK):
+        return False
+    return os.path.join(folder, f"grammar-lark-{lark.__version__}.cache")
+
+
 @functools.cache
 def language() -> Language:
     parser = Lark.open_from_package(
-        "minishell.grammar", "minimega.lark", parser="lalr", maybe_placeholders=True
+        "minishell.grammar", "minimega.lark", parser="lalr", maybe_placeholders=True,
+        cache=_grammar_cache(),
     )
     literals = {t.name: t.pattern.value for t in parser.terminals}
     return Language(parser.parse_interactive().parser_state, literals, _shapes(literals))

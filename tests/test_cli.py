@@ -1,0 +1,130 @@
+"""The minishell command as a user runs it: real processes, real exit statuses."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MINISHELL = [sys.executable, "-c", "import sys; from minishell.cli import main; sys.exit(main())"]
+
+
+def run(*args: str, stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MINISHELL, *args], input=stdin, capture_output=True, text=True,
+                          timeout=30, cwd=cwd, check=False)
+
+
+def processes_with(marker: str) -> list[int]:
+    """Live processes whose command line holds `marker` (children we must not leave)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_version() -> None:
+    done = run("-version")
+    assert done.returncode == 0
+    assert done.stdout.startswith("minishell ")
+
+
+def test_stdin_is_a_script_with_errors_on_stderr() -> None:
+    done = run("-hostname", "vm", stdin='.annotate false\npipe foo "hi"\npipe\nbogus line\necho after\n')
+    assert done.stdout == (
+        "name          | mode | readers | writers | count | via | previous\n"
+        "minimega//foo | all  | 0       | 0       | 1     |     | hi\n"
+        "after\n"
+    )
+    assert done.stderr == "Error (vm): invalid command: `bogus line`\n"
+    assert done.returncode == 1
+
+
+def test_a_clean_script_exits_zero_and_quit_stops_it() -> None:
+    done = run("-hostname", "vm", stdin="echo one\nquit\necho never\n")
+    assert (done.stdout, done.stderr, done.returncode) == ("vm: one\n", "", 0)
+
+
+def test_script_files_run_first(tmp_path: Path) -> None:
+    script = tmp_path / "setup.mm"
+    script.write_text(".annotate false\npipe foo from-file\n")
+    done = run("-hostname", "vm", str(script), stdin=".columns name,previous pipe\n")
+    assert done.stdout == "name          | previous\nminimega//foo | from-file\n"
+    assert done.returncode == 0
+
+
+def test_a_missing_script_file_is_one_error_line(tmp_path: Path) -> None:
+    done = run("-hostname", "vm", str(tmp_path / "nosuch.mm"))
+    assert done.stderr == f"Error (vm): open {tmp_path / 'nosuch.mm'}: no such file or directory\n"
+    assert done.returncode == 1
+
+
+def test_bad_flag_is_a_usage_error() -> None:
+    done = run("-nosuchflag")
+    assert done.returncode == 2
+    assert "unrecognized arguments: -nosuchflag" in done.stderr
+
+
+def test_replay_reports_like_minitest(tmp_path: Path) -> None:
+    (tmp_path / "prolog").write_text(".annotate false\n")
+    (tmp_path / "good").write_text("echo hi\n\n# note\n")
+    (tmp_path / "good.want").write_text("## echo hi\nhi\n\n## # note\n")
+    (tmp_path / "bad").write_text("echo real\n")
+    (tmp_path / "bad.want").write_text("## echo real\nexpected\n")
+    (tmp_path / "notes.txt").write_text("not a transcript: no .want beside it\n")
+    done = run("-replay", "-hostname", "vm", str(tmp_path))
+    assert done.returncode == 1
+    assert "got != want for bad\n" in done.stdout
+    assert "-expected\n+real\n" in done.stdout
+    assert done.stdout.endswith("1 passed, 1 failed\n")
+    assert (tmp_path / "good.got").read_text() == "## echo hi\nhi\n\n## # note\n"
+    assert not (tmp_path / "notes.txt.got").exists()
+
+
+def test_replay_passes_with_exit_zero(tmp_path: Path) -> None:
+    (tmp_path / "t").write_text(".annotate false\npipe p x\n.columns name pipe\n")
+    (tmp_path / "t.want").write_text("## .annotate false\n## pipe p x\n## .columns name pipe\n"
+                                     "name\nminimega//p\n")
+    done = run("-replay", "-hostname", "vm", str(tmp_path / "t"))
+    assert (done.stdout, done.returncode) == ("1 passed, 0 failed\n", 0)
+
+
+def test_end_of_input_leaves_no_child_behind() -> None:
+    marker = f"{time.time_ns() % 10**6}.5"
+    done = run(stdin=f'plumb in "sed -u s/a/b/" mid "sleep {marker}"\npipe in a\nplumb\n')
+    assert done.returncode == 0
+    assert f"sleep {marker}" in done.stdout
+    assert processes_with(f"sleep\0{marker}") == []
+
+
+def test_sigterm_ends_everything_within_a_second() -> None:
+    marker = f"{time.time_ns() % 10**6}.25"
+    shell = subprocess.Popen([*MINISHELL, "-hostname", "vm"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert shell.stdin is not None and shell.stdout is not None
+        shell.stdin.write(f'plumb a "sleep {marker}"\necho started\n')
+        shell.stdin.flush()
+        assert shell.stdout.readline() == "vm: started\n"
+        assert processes_with(f"sleep\0{marker}") != []
+        started = time.monotonic()
+        shell.send_signal(signal.SIGTERM)
+        assert shell.wait(timeout=5) == 0
+        assert time.monotonic() - started < 1.5
+        assert processes_with(f"sleep\0{marker}") == []
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+        for stream in (shell.stdin, shell.stdout, shell.stderr):
+            if stream is not None:
+                stream.close()

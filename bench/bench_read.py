@@ -12,7 +12,6 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import trio
 
@@ -25,7 +24,7 @@ LINES = 10_000
 RUNS = 7
 
 
-async def commands_per_second(script: Path) -> float:
+async def commands_per_second(script: trio.Path) -> float:
     rates = []
     async with trio.open_nursery() as nursery:
         helper_dir = kit.bin_dir()
@@ -46,10 +45,10 @@ async def commands_per_second(script: Path) -> float:
 async def main() -> None:
     warm_up()  # as minishell does at start
     with tempfile.TemporaryDirectory() as folder:
-        same = Path(folder, "same.mm")
-        same.write_text("pipe foo x\n" * LINES)
-        distinct = Path(folder, "distinct.mm")
-        distinct.write_text("".join(f"pipe foo {n}\n" for n in range(LINES)))
+        same = trio.Path(folder, "same.mm")
+        await same.write_text("pipe foo x\n" * LINES)
+        distinct = trio.Path(folder, "distinct.mm")
+        await distinct.write_text("".join(f"pipe foo {n}\n" for n in range(LINES)))
         for label, script in (("pipe foo x", same), ("pipe foo <n>", distinct)):
             rate = await commands_per_second(script)
             print(f"read of {LINES} `{label}` lines: {rate:,.0f} commands/s "

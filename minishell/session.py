@@ -18,7 +18,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
-from typing import TypeAlias
+from typing import Any, TypeAlias, cast
 
 import trio
 
@@ -68,7 +68,7 @@ def _with_flag(flags: Flags, flag: c.FlagName, value: bool) -> Flags:
         if value:
             return replace(flags, mode=mode)
         return replace(flags, mode=MODE_DEFAULT) if flags.mode == mode else flags
-    return replace(flags, **{flag: value})
+    return replace(flags, **cast("dict[str, Any]", {flag: value}))
 
 
 def _flag_value(flags: Flags, flag: c.FlagName) -> bool:
@@ -410,7 +410,8 @@ class Session:
                 env=self._child_env(),
             )
         except OSError as error:
-            raise CommandError(f"fork/exec {argv[0]}: {error.strerror.lower()}") from None
+            reason = (error.strerror or str(error)).lower()
+            raise CommandError(f"fork/exec {argv[0]}: {reason}") from None
         if done.returncode < 0:
             name = _GO_SIGNAL_NAMES.get(signal.Signals(-done.returncode), str(-done.returncode))
             raise CommandError(f"signal: {name}")

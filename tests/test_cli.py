@@ -39,7 +39,8 @@ def test_version() -> None:
 
 
 def test_stdin_is_a_script_with_errors_on_stderr() -> None:
-    done = run("-hostname", "vm", stdin='.annotate false\npipe foo "hi"\npipe\nbogus line\necho after\n')
+    script = '.annotate false\npipe foo "hi"\npipe\nbogus line\necho after\n'
+    done = run("-hostname", "vm", stdin=script)
     assert done.stdout == (
         "name          | mode | readers | writers | count | via | previous\n"
         "minimega//foo | all  | 0       | 0       | 1     |     | hi\n"

@@ -62,7 +62,7 @@ def start(program: str, *args: str) -> subprocess.Popen[bytes]:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=_default_sigint,  # noqa: PLW1509 - the tests start no threads
+        preexec_fn=_default_sigint,
     )
 
 

@@ -4,42 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
+from plumbing import children, info
 
 from minishell.plumber import Chunk, PipeInfo, Plumber, PlumberError, Reader
-
-
-@pytest.fixture
-async def plumber(nursery: trio.Nursery) -> AsyncIterator[Plumber]:
-    plumber = Plumber(nursery, rng=random.Random(7))
-    yield plumber
-    await plumber.aclose()
-    assert children() == set()
-
-
-def children() -> set[int]:
-    """Our child processes, zombies included (a child not reaped is still listed)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
-                found.add(int(entry.name))
-    return found
-
-
-def info(plumber: Plumber, name: str) -> PipeInfo:
-    return next(pipe for pipe in plumber.pipes() if pipe.name == name)
 
 
 def rows(plumber: Plumber) -> list[tuple[str, int, int, int, str]]:

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator
 
 import pytest
 import trio
 import trio.testing
+from plumbing import info
 
 from minishell.plumber import Chunk, PipeInfo, Plumber, PlumberError, Reader
-
-
-@pytest.fixture
-async def plumber(nursery: trio.Nursery) -> AsyncIterator[Plumber]:
-    plumber = Plumber(nursery, rng=random.Random(7))
-    yield plumber
-    await plumber.aclose()
-
-
-def info(plumber: Plumber, name: str) -> PipeInfo:
-    return next(pipe for pipe in plumber.pipes() if pipe.name == name)
 
 
 def messages(chunk: Chunk) -> list[bytes]:
@@ -219,7 +208,7 @@ async def test_writers_count_while_open(plumber: Plumber) -> None:
         assert info(plumber, "minimega//w").writers == 1
         with pytest.raises(PlumberError, match=r"^cannot delete named pipe with open writers$"):
             await plumber.delete_pipe("minimega//w")
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="complete lines"):
             await writer.write_lines(b"no newline")
     assert info(plumber, "minimega//w").writers == 0
 

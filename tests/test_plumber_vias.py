@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import random
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
+from plumbing import info
 
 from minishell.plumber import Chunk, PipeInfo, Plumber
 
 NORMAL_STANDIN = '#!/bin/sh\nwhile IFS= read -r line; do echo "normal($*) $line"; done\n'
-
-
-@pytest.fixture
-async def plumber(nursery: trio.Nursery) -> AsyncIterator[Plumber]:
-    plumber = Plumber(nursery, rng=random.Random(7))
-    yield plumber
-    await plumber.aclose()
-
-
-def info(plumber: Plumber, name: str) -> PipeInfo:
-    return next(pipe for pipe in plumber.pipes() if pipe.name == name)
 
 
 def executable(folder: Path, name: str, script: str) -> Path:

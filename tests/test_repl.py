@@ -171,7 +171,7 @@ async def test_ctrl_c_during_a_command_cancels_only_that_command(
 ) -> None:
     async def interrupt_once_the_command_runs() -> None:
         with trio.fail_after(5):
-            while not child_processes():
+            while not child_processes():  # noqa: ASYNC110 - a process of its own: no event
                 await trio.sleep(0.01)
         os.kill(os.getpid(), signal.SIGINT)
 
@@ -241,7 +241,7 @@ async def test_cancelling_at_the_prompt_ends_it_and_restores_the_terminal(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(partial(run_repl, session, prompt_session=prompt))
             with trio.fail_after(5):
-                while not prompt.app.is_running:
+                while not prompt.app.is_running:  # noqa: ASYNC110 - runs on another thread
                     await trio.sleep(0.01)
             nursery.cancel_scope.cancel()
         assert not prompt.app.is_running

@@ -50,7 +50,7 @@ async def test_background_runs_without_waiting(session: Session, tmp_path: Path)
     done = tmp_path / "done"
     with trio.fail_after(5):
         assert await output(session, f"background touch {done}") == [("", "")]
-        while not done.exists():
+        while not done.exists():  # noqa: ASYNC110 - made by a process of its own
             await trio.sleep(0.01)
     assert await output(session, "background nosuchprogram") == [
         ("", 'exec: "nosuchprogram": executable file not found in $PATH')]

@@ -8,6 +8,7 @@ only prepares and locates them, so it stays as light to import as the programs a
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 PROGRAMS = ("count", "delay", "execf", "normal")
@@ -50,7 +51,6 @@ def _compile_helpers(folder: str) -> None:
         import py_compile
 
         for source in stale:
-            try:
+            # read-only: the programs compile the helpers in memory at each start
+            with contextlib.suppress(OSError):
                 py_compile.compile(source, doraise=True)
-            except OSError:
-                pass  # read-only: the programs compile the helpers in memory at each start

@@ -57,7 +57,7 @@ def _underscores_ok(text: bytes) -> bool:
         saw = "0"
         hexadecimal = _lower(text[1]) == 0x78
     for byte in text[offset:]:
-        if _is_digit(byte) or hexadecimal and 0x61 <= _lower(byte) <= 0x66:
+        if _is_digit(byte) or (hexadecimal and 0x61 <= _lower(byte) <= 0x66):
             saw = "0"
         elif byte == 0x5F:
             if saw != "0":
@@ -71,7 +71,7 @@ def _underscores_ok(text: bytes) -> bool:
 
 
 def _common_prefix_ignore_case(text: bytes, prefix: bytes) -> int:
-    for index, (byte, wanted) in enumerate(zip(text, prefix)):
+    for index, (byte, wanted) in enumerate(zip(text, prefix, strict=False)):
         if 0x41 <= byte <= 0x5A:
             byte += 0x20
         if byte != wanted:
@@ -117,7 +117,7 @@ def _scan_float(text: bytes) -> tuple[int, bool, bool]:
             if saw_dot:
                 break
             saw_dot = True
-        elif _is_digit(byte) or hexadecimal and 0x61 <= _lower(byte) <= 0x66:
+        elif _is_digit(byte) or (hexadecimal and 0x61 <= _lower(byte) <= 0x66):
             saw_digits = True
         else:
             break
@@ -196,7 +196,7 @@ def parse_int64(text: bytes) -> int:
     """strconv.ParseInt(text, 0, 64): base prefixes 0b, 0o, 0x and a leading 0 for octal."""
     negative = text[:1] == b"-"
     magnitude = _parse_uint64(text[1:] if text[:1] in (b"+", b"-") else text, text)
-    if magnitude > _INT64_LIMIT or magnitude == _INT64_LIMIT and not negative:
+    if magnitude > _INT64_LIMIT or (magnitude == _INT64_LIMIT and not negative):
         raise NumError("ParseInt", text, OUT_OF_RANGE)
     return -magnitude if negative else magnitude
 
@@ -255,7 +255,7 @@ def can_backquote(text: bytes) -> bool:
             if rune == 0xFEFF:
                 return False
             continue
-        if rune == RUNE_ERROR or rune < 0x20 and rune != 0x09 or rune in (0x60, 0x7F):
+        if rune == RUNE_ERROR or (rune < 0x20 and rune != 0x09) or rune in (0x60, 0x7F):
             return False
     return True
 

@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minishell.errors import CommandError
+from minishell.gostr import GO_SPACE
 from minishell.language import lex
-from minishell.language.lexer import GO_SPACE, scan
+from minishell.language.lexer import scan
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from minishell.errors import CommandError
-from minishell.language.lexer import GO_SPACE
+from minishell.gostr import GO_SPACE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -13,17 +13,12 @@ import re
 from typing import Literal, TypeAlias
 
 from minishell.errors import CommandError
+from minishell.gostr import GO_SPACE
 
 Ending: TypeAlias = Literal["word", "space", "comment"]
 """How a line ends: inside a word, after whitespace (or empty), in a comment."""
 
-# Go's unicode.IsSpace: the White_Space property. Python's str.isspace() also
-# counts U+001C..U+001F, so neither str.split() nor str.strip() may be trusted
-# with a line that holds those.
-GO_SPACE = (
-    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
+# Words end at Go's unicode.IsSpace; str.split() would also split at U+001C..U+001F.
 _SPACE_CLASS = "".join(f"\\u{ord(c):04x}" for c in GO_SPACE)
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "#": "#"}

@@ -26,6 +26,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from minishell.errors import CommandError
+from minishell.gostr import trim_space
 from minishell.language.commands import (
     AliasList,
     AliasSet,
@@ -70,7 +71,7 @@ from minishell.language.commands import (
     Unsupported,
     Version,
 )
-from minishell.language.lexer import GO_SPACE, lex
+from minishell.language.lexer import lex
 
 if TYPE_CHECKING:
     from lark.parsers.lalr_parser_state import ParserState
@@ -188,7 +189,7 @@ def parse(line: str) -> Command | None:
     Raises CommandError with minimega's text: a lexer error as is, otherwise
     ``invalid command: `<line>` `` with the trimmed line as typed.
     """
-    text = line.strip(GO_SPACE)
+    text = trim_space(line)
     # minicli lexes before its comment check, but a line starting with `#` lexes
     # to nothing and cannot fail, so the check can come first.
     if not text or text[0] == "#":

@@ -112,6 +112,9 @@ class Session:
         self.aliases: dict[str, str] = {}
         self.history: list[str] = []
         self.quitting = trio.Event()
+        # Commands from the prompt and from socket clients run one at a time,
+        # as minimega's cmdLock makes them.
+        self._command_lock = trio.Lock()
         self._nursery = nursery  # owns `background` programs
         self._files_dir = files_dir
         self._helper_dir = helper_dir
@@ -119,6 +122,10 @@ class Session:
     # -- the entry point -------------------------------------------------
     async def run_line(self, line: str) -> list[Response]:
         """Run one line as the socket and the prompt do: aliases apply."""
+        async with self._command_lock:
+            return await self._run_line(line)
+
+    async def _run_line(self, line: str) -> list[Response]:
         expanded = expand_alias(line, self.aliases)
         try:
             cmd = parse(expanded)

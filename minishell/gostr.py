@@ -43,3 +43,25 @@ def quote(text: str) -> str:
             out.append(f"\\U{code:08x}")
     out.append('"')
     return "".join(out)
+
+
+# syscall.Signal.String() on Linux, signals 1 to 31.
+_SIGNAL_NAMES = (
+    "hangup", "interrupt", "quit", "illegal instruction", "trace/breakpoint trap", "aborted",
+    "bus error", "floating point exception", "killed", "user defined signal 1",
+    "segmentation fault", "user defined signal 2", "broken pipe", "alarm clock", "terminated",
+    "stack fault", "child exited", "continued", "stopped (signal)", "stopped",
+    "stopped (tty input)", "stopped (tty output)", "urgent I/O condition",
+    "CPU time limit exceeded", "file size limit exceeded", "virtual timer expired",
+    "profiling timer expired", "window changed", "I/O possible", "power failure",
+    "bad system call",
+)
+
+
+def exit_text(returncode: int) -> str:
+    """exec.ExitError's text for a child's status (a negative returncode is a signal)."""
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    number = -returncode
+    name = _SIGNAL_NAMES[number - 1] if number <= len(_SIGNAL_NAMES) else f"signal {number}"
+    return f"signal: {name}"

@@ -58,11 +58,10 @@ def _script_lines(path: Path) -> list[str]:
 
 async def _run_lines(session: Session, lines: Iterable[str], out: list[str] | None) -> None:
     for line in lines:
-        if session.quitting.is_set():
-            return
         if out is not None:
             out.append(f"## {line}\n" if line else "\n")
-        if not line:
+        # After `quit` minitest still echoes the script; nothing answers it.
+        if not line or session.quitting.is_set():
             continue
         responses = await session.run_line(line)
         if out is not None:

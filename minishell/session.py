@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import shutil
-import signal
+import stat
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -24,11 +24,12 @@ import trio
 
 from minishell import __version__, tabular
 from minishell.errors import CommandError
-from minishell.gostr import quote, trim_space
+from minishell.gostr import exit_text, quote, trim_space
 from minishell.help import help_text
 from minishell.language import commands as c
 from minishell.language import expand_alias, parse, parse_alias, preprocess
 from minishell.plumber import Plumber, PlumberError
+from minishell.plumber.programs import terminate_group
 from minishell.response import MODE_CSV, MODE_DEFAULT, MODE_JSON, Flags, Response
 
 log = logging.getLogger("minishell.session")
@@ -40,12 +41,6 @@ _PIPE_HEADER = ["name", "mode", "readers", "writers", "count", "via", "previous"
 # bufio.Scanner's default limit, which `read` inherits (spec §15).
 _READ_LINE_MAX = 64 * 1024
 _READ_YIELD_EVERY = 64
-# Go's names for the signals a `shell` child is most often killed by.
-_GO_SIGNAL_NAMES = {
-    signal.SIGHUP: "hangup", signal.SIGINT: "interrupt", signal.SIGQUIT: "quit",
-    signal.SIGABRT: "aborted", signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault",
-    signal.SIGPIPE: "broken pipe", signal.SIGTERM: "terminated",
-}
 
 
 # Commands that wrap another command and act before or after it.
@@ -337,10 +332,13 @@ class Session:
             case c.EnvGet(name=name):
                 return self._response(flags, os.environ.get(name, ""))
             case c.EnvSet(name=name, value=value):
-                if value:
-                    os.environ[name] = value
-                else:
-                    os.environ.pop(name, None)
+                try:
+                    if value:
+                        os.environ[name] = value
+                    else:
+                        os.environ.pop(name, None)
+                except (OSError, ValueError):  # `=` or NUL in the name, NUL in the value
+                    raise CommandError("setenv: invalid argument") from None
             case _:
                 raise AssertionError(f"unhandled command {cmd!r}")
         return self._response(flags)
@@ -397,33 +395,44 @@ class Session:
 
     def _lookup(self, program: str) -> str:
         """exec.LookPath, with minimega's plumbing helpers after the user's PATH."""
-        if "/" in program:
-            return program
-        found = shutil.which(program, path=self._search_path())
-        if found is None:
-            raise CommandError(f"exec: {quote(program)}: executable file not found in $PATH")
-        return found
+        if "/" not in program:
+            found = shutil.which(program, path=self._search_path())
+            if found is None:
+                raise CommandError(f"exec: {quote(program)}: executable file not found in $PATH")
+            return found
+        try:
+            mode = os.stat(program).st_mode
+        except (OSError, ValueError) as error:
+            reason = _reason(error)
+            raise CommandError(f"exec: {quote(program)}: stat {program}: {reason}") from None
+        if stat.S_ISDIR(mode) or not mode & 0o111:
+            raise CommandError(f"exec: {quote(program)}: permission denied")
+        return program
+
+    async def _run_program(self, argv: tuple[str, ...]) -> subprocess.CompletedProcess[bytes]:
+        """Run a `shell` or `background` program to its end, output captured.
+
+        It leads its own process group (Ctrl-C at the terminal is not for it),
+        and cancelling stops the whole group, so nothing it started outlives it.
+        """
+        program = self._lookup(argv[0])
+        try:
+            return await trio.run_process(
+                [program, *argv[1:]], stdin=subprocess.DEVNULL, capture_stdout=True,
+                capture_stderr=True, check=False, start_new_session=True,
+                env=self._child_env(), deliver_cancel=terminate_group,
+            )
+        except (OSError, ValueError) as error:  # ValueError: a NUL in an argument
+            raise CommandError(f"fork/exec {program}: {_reason(error)}") from None
 
     def _child_env(self) -> dict[str, str]:
         return {**os.environ, "PATH": self._search_path()}
 
     async def _shell(self, argv: tuple[str, ...], flags: Flags) -> Response:
         """`shell`: stdout is the response, stderr the error (spec §12.2)."""
-        program = self._lookup(argv[0])
-        try:
-            done = await trio.run_process(
-                [program, *argv[1:]], stdin=subprocess.DEVNULL, capture_stdout=True,
-                capture_stderr=True, check=False, start_new_session=True,
-                env=self._child_env(),
-            )
-        except OSError as error:
-            reason = (error.strerror or str(error)).lower()
-            raise CommandError(f"fork/exec {argv[0]}: {reason}") from None
-        if done.returncode < 0:
-            name = _GO_SIGNAL_NAMES.get(signal.Signals(-done.returncode), str(-done.returncode))
-            raise CommandError(f"signal: {name}")
-        if done.returncode > 0:
-            raise CommandError(f"exit status {done.returncode}")
+        done = await self._run_program(argv)
+        if done.returncode != 0:
+            raise CommandError(exit_text(done.returncode))
         stdout = done.stdout.decode(errors="replace")
         stderr = done.stderr.decode(errors="replace")
         return Response(self.hostname, response=stdout, error=stderr, flags=flags)
@@ -431,12 +440,8 @@ class Session:
     async def _background(self, argv: tuple[str, ...]) -> None:
         """`background`: output is logged at info, as minimega does."""
         try:
-            done = await trio.run_process(
-                [self._lookup(argv[0]), *argv[1:]], stdin=subprocess.DEVNULL,
-                capture_stdout=True, capture_stderr=True, check=False,
-                start_new_session=True, env=self._child_env(),
-            )
-        except (OSError, CommandError) as error:
+            done = await self._run_program(argv)
+        except CommandError as error:
             log.error("background %s: %s", " ".join(argv), error)
             return
         log.info("background %s exited %d: %s%s", " ".join(argv), done.returncode,
@@ -496,10 +501,16 @@ def _script_lines(path: str) -> Iterator[str]:
         raise CommandError(f"open {path}: no such file or directory") from None
     except IsADirectoryError:
         raise CommandError(f"read {path}: is a directory") from None
-    except OSError as error:
-        raise CommandError(f"open {path}: {(error.strerror or str(error)).lower()}") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the path
+        raise CommandError(f"open {path}: {_reason(error)}") from None
     for raw in data.split(b"\n"):
         if len(raw) >= _READ_LINE_MAX:
             raise CommandError("bufio.Scanner: token too long")
         yield raw.removesuffix(b"\r").decode(errors="replace")
 
+
+def _reason(error: OSError | ValueError) -> str:
+    """Go's lower-case errno text; a NUL in a path or argument is Go's EINVAL."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return "invalid argument"

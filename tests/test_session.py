@@ -4,12 +4,20 @@ programs, shutdown, hostile nesting, and scripts that cannot be read."""
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
 import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_cli import processes_with
 
+from minishell import kit
+from minishell.plumber import Plumber
 from minishell.render import render
+from minishell.response import Response
 from minishell.session import Session
 
 
@@ -104,3 +112,66 @@ async def test_pipelines_that_form_a_cycle_do_not_hang_a_write(session: Session)
         assert await output(session, "pipe la spin") == [("", "")]
         await session.run_line("clear plumb")
     assert await output(session, "plumb") == [("", "")]
+
+
+HOSTILE_TEXT = st.text(alphabet=st.sampled_from(list('ab=$\x00"\'\\#{}: \t.,/~!-')), max_size=8)
+# Commands that cannot run an arbitrary program whatever their arguments: plumb
+# stages get a prefix no program has, and shell and background stay out.
+SAFE_LINES = st.one_of(
+    st.tuples(st.sampled_from(["pipe", "echo", ".env", ".alias", ".unalias", "namespace",
+                               "clear pipe", "clear plumb", "clear namespace", "help", "read",
+                               ".columns", ".filter", ".json", ".record", ".preprocess", "ns run",
+                               "history", "pipe x mode", "pipe x via"]),
+              st.lists(HOSTILE_TEXT, max_size=3))
+    .map(lambda parts: " ".join([parts[0], *(repr(arg) for arg in parts[1]), "echo"])),
+    st.lists(HOSTILE_TEXT, min_size=2, max_size=3)
+    .map(lambda stages: "plumb " + " ".join(repr("p_" + stage) for stage in stages)),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(SAFE_LINES, min_size=1, max_size=5))
+def test_hostile_lines_never_escape_as_exceptions(lines: list[str]) -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            plumber = Plumber(nursery, helper_dir=kit.bin_dir())
+            session = Session(plumber, nursery, hostname="vm", files_dir="/tmp/minishell/files",
+                              helper_dir=kit.bin_dir())
+            try:
+                with trio.fail_after(10):
+                    for line in lines:
+                        for response in await session.run_line(line):
+                            assert isinstance(response, Response)
+                    assert await output(session, ".annotate false echo still here") == [
+                        ("still here", "")]
+            finally:
+                await plumber.aclose()
+                nursery.cancel_scope.cancel()
+
+    saved = dict(os.environ)
+    try:
+        trio.run(main)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+async def test_nul_bytes_are_one_line_errors(session: Session) -> None:
+    assert await output(session, 'read "/tmp/a\x00b"') == [
+        ("", "open /tmp/a\x00b: invalid argument")]
+    assert await output(session, 'shell echo "a\x00"') == [
+        ("", f"fork/exec {shutil.which('echo')}: invalid argument")]
+    assert await output(session, '.env "A=B" x') == [("", "setenv: invalid argument")]
+
+
+async def test_shell_grandchildren_do_not_outlive_a_cancelled_command(session: Session) -> None:
+    marker = f"{time.time_ns() % 10**6}.75"
+    with trio.move_on_after(0.5):
+        await session.run_line(f'shell sh -c "sleep {marker}; true"')
+    assert processes_with(f"sleep\0{marker}") == []
+
+
+async def test_go_exit_texts(session: Session) -> None:
+    assert await output(session, '.preprocess false shell sh -c "kill -TERM $$"') == [
+        ("", "signal: terminated")]
+    assert await output(session, "shell /") == [("", 'exec: "/": permission denied')]

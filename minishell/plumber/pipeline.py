@@ -175,7 +175,7 @@ class Production:
                     stack.push_async_callback(stop_processes, processes)
                     try:
                         await self._open_stages(stack, processes)
-                    except OSError as error:
+                    except (OSError, ValueError) as error:  # ValueError: a NUL in an argument
                         logger.error("pipeline %s: %s", self.name, error)
                     else:
                         async with trio.open_nursery() as nursery:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import signal
 
 import trio
 
+from minishell.gostr import exit_text
 from minishell.plumber.fields import fields_quote_escape, has_space
 from minishell.plumber.programs import ProgramFinder, terminate_group
 
@@ -38,13 +38,6 @@ def via_command(argv: tuple[str, ...], programs: ProgramFinder) -> tuple[str, ..
     return argv
 
 
-def _exit_text(returncode: int) -> str:
-    """Go's ExitError text."""
-    if returncode < 0:
-        return f"signal: {signal.Signals(-returncode).name}"
-    return f"exit status {returncode}"
-
-
 class Vias:
     """Runs vias, bounded by one limiter for the whole plumber."""
 
@@ -65,11 +58,11 @@ class Vias:
                     list(command), executable=path, stdin=message, capture_stdout=True,
                     capture_stderr=True, check=False, start_new_session=True,
                     env=self._programs.child_env(), deliver_cancel=terminate_group)
-            except OSError as error:
-                logger.error("%s", error)
+            except (OSError, ValueError) as error:  # ValueError: a NUL in an argument
+                logger.error("fork/exec %s: %s", path, error)
                 return None
         if result.returncode != 0:
-            logger.error("%s: %s", _exit_text(result.returncode),
+            logger.error("%s: %s", exit_text(result.returncode),
                          result.stderr.decode("utf-8", "replace"))
             return None
         return result.stdout

@@ -1,9 +1,11 @@
 """The composition root: the only trio.run, one nursery that owns everything.
 
-The plumber, the session, `background` programs and the front end all live
-below the root nursery; quitting (the `quit` command, Ctrl-D, SIGTERM,
-SIGHUP) cancels the front end, then the plumber is closed so that every
-pipeline ends and every child is reaped before the process exits.
+The plumber, the session, `background` programs, the control socket and the
+front end all live below the root nursery; quitting (the `quit` command,
+Ctrl-D, SIGTERM, SIGHUP, and SIGINT when headless) cancels the front end, then
+the control socket goes (its file first, then every connection) and the plumber
+is closed so that every pipeline ends and every child is reaped before the
+process exits.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from minishell.console import show
 from minishell.language import parse
 from minishell.plumber import Plumber
 from minishell.replay import replay_all
+from minishell.server import ControlServer, ServeError, socket_path
 from minishell.session import Session
 
 
@@ -55,27 +58,46 @@ def _new_session(options: argparse.Namespace, nursery: trio.Nursery) -> Session:
 async def _main(options: argparse.Namespace) -> int:
     if options.replay:
         return await replay_all(options.files, partial(_new_session, options), _write_stdout)
+    headless: bool = options.nostdin
     async with trio.open_nursery() as nursery:
         session = _new_session(options, nursery)
+        server: ControlServer | None = None
         try:
+            # Scripts and a piped stdin do not serve, so that they can run side by side.
+            if headless or sys.stdin.isatty():
+                server = ControlServer(session, socket_path(options.base))
+                try:
+                    await nursery.start(partial(server.run, force=options.force))
+                except ServeError as error:
+                    print(error, file=sys.stderr)
+                    return 1
             failed = False
             for script in options.files:
                 failed |= show(await session.read_script(script), sys.stdout, sys.stderr)
             if session.quitting.is_set():
                 return 1 if failed else 0
-            if sys.stdin.isatty():
+            front_end: Callable[[], Awaitable[int]]
+            if headless:
+                front_end = _headless
+            elif sys.stdin.isatty():
                 from minishell.repl import run_repl
 
-                front_end: Callable[[], Awaitable[int]] = partial(
-                    run_repl, session, history_file=options.history_file)
+                front_end = partial(run_repl, session, history_file=options.history_file)
             else:
                 front_end = partial(run_stream, session, sys.stdin.readline)
-            status = await _until_quit(session, front_end)
+            status = await _until_quit(session, front_end, headless=headless)
             return 1 if failed else status
         finally:
+            if server is not None:
+                server.close()
             with trio.CancelScope(shield=True):
                 await session.plumber.aclose()
             nursery.cancel_scope.cancel()
+
+
+async def _headless() -> int:
+    """`-nostdin`: only the control socket and signals end it."""
+    await trio.sleep_forever()
 
 
 def _write_stdout(text: str) -> None:
@@ -83,9 +105,12 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
-async def _until_quit(session: Session, front_end: Callable[[], Awaitable[int]]) -> int:
-    """Run the front end until it ends, `quit` runs, or SIGTERM/SIGHUP arrives."""
+async def _until_quit(session: Session, front_end: Callable[[], Awaitable[int]], *,
+                      headless: bool = False) -> int:
+    """Run the front end until it ends, `quit` runs, or SIGTERM/SIGHUP arrives
+    (or SIGINT, headless: with a prompt, Ctrl-C cancels a command, not the shell)."""
     status = 0
+    quit_signals = {signal.SIGTERM, signal.SIGHUP} | ({signal.SIGINT} if headless else set())
     async with trio.open_nursery() as nursery:
 
         async def front() -> None:
@@ -98,7 +123,7 @@ async def _until_quit(session: Session, front_end: Callable[[], Awaitable[int]])
             nursery.cancel_scope.cancel()
 
         async def terminated() -> None:
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+            with trio.open_signal_receiver(*quit_signals) as signals:
                 async for _ in signals:
                     session.quitting.set()
 

@@ -507,7 +507,8 @@ _JSON_ESCAPES = {chr(code): f"\\u{code:04x}" for code in range(0x20)} | {
 _JSON_SPECIAL = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029\ud800-\udfff]')
 
 
-def _json_string(text: str) -> str:
+def json_string(text: str) -> str:
+    """A string as Go's encoding/json writes it (go1.19, HTML-safe escaping)."""
     escaped = _JSON_SPECIAL.sub(lambda m: _JSON_ESCAPES.get(m.group(), "\\ufffd"), text)
     return f'"{escaped}"'
 
@@ -515,17 +516,22 @@ def _json_string(text: str) -> str:
 def _json_strings(items: Sequence[str] | None) -> str:
     if items is None:
         return "null"
-    return "[" + ",".join(_json_string(item) for item in items) + "]"
+    return "[" + ",".join(json_string(item) for item in items) + "]"
 
 
-def _json_responses(resp: Response) -> str:
-    """json.Marshal(Responses{resp}); the flags are `json:"-"` and Data is always nil here."""
+def json_response(resp: Response) -> str:
+    """json.Marshal of one minicli.Response; the flags are `json:"-"` and Data is always nil."""
     if resp.tabular is None:
         tabular = "null"
     else:
         tabular = "[" + ",".join(_json_strings(row) for row in resp.tabular) + "]"
     return (
-        f'[{{"Host":{_json_string(resp.host)},"Response":{_json_string(resp.response)},'
+        f'{{"Host":{json_string(resp.host)},"Response":{json_string(resp.response)},'
         f'"Header":{_json_strings(resp.header)},"Tabular":{tabular},'
-        f'"Error":{_json_string(resp.error)},"Data":null}}]'
+        f'"Error":{json_string(resp.error)},"Data":null}}'
     )
+
+
+def _json_responses(resp: Response) -> str:
+    """json.Marshal(Responses{resp})."""
+    return f"[{json_response(resp)}]"

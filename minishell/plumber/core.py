@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import itertools
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 
 import trio
 
@@ -153,32 +154,18 @@ class Plumber:
 
     # -- endpoints -----------------------------------------------------------------
 
-    @asynccontextmanager
-    async def open_reader(self, name: str, *,
-                          forwards_to: str | None = None) -> AsyncIterator[Reader]:
+    def open_reader(self, name: str, *,
+                    forwards_to: str | None = None) -> AbstractAsyncContextManager[Reader]:
         """Register a reader of pipe `name` (created if missing) for the block's duration.
 
         `forwards_to`: the pipe this reader passes what it takes straight on to
         (a pipe-to-pipe pipeline stage), which CLI writes wait for (see write).
         """
-        pipe = self._pipe(name)
-        outbox = Outbox(forwards_to=forwards_to)
-        reader_id = next(self._reader_ids)
-        pipe.attach(reader_id, outbox)
-        try:
-            yield Reader(name, outbox, functools.partial(pipe.detach, reader_id))
-        finally:
-            pipe.detach(reader_id)
+        return _ReaderBlock(self._pipe, self._reader_ids, name, forwards_to)
 
-    @asynccontextmanager
-    async def open_writer(self, name: str) -> AsyncIterator[Writer]:
+    def open_writer(self, name: str) -> AbstractAsyncContextManager[Writer]:
         """Register a writer of pipe `name` (created if missing) for the block's duration."""
-        pipe = self._pipe(name)
-        pipe.writers += 1
-        try:
-            yield Writer(name, pipe)
-        finally:
-            pipe.writers -= 1
+        return _WriterBlock(self._pipe, name)
 
     # -- internals -----------------------------------------------------------------
 
@@ -231,3 +218,52 @@ class Plumber:
             production.cancel()
         for production in productions:
             await production.done.wait()
+
+
+# The blocks of open_reader/open_writer are small classes rather than
+# @asynccontextmanager generators: a thousand idle `-pipe` attachments hold one
+# of each, and a suspended generator frame costs several times more.
+
+
+class _ReaderBlock:
+    __slots__ = ("_forwards_to", "_get_pipe", "_name", "_pipe", "_reader_id", "_reader_ids")
+
+    def __init__(self, get_pipe: Callable[[str], Pipe], reader_ids: Iterator[int], name: str,
+                 forwards_to: str | None) -> None:
+        self._get_pipe = get_pipe
+        self._reader_ids = reader_ids
+        self._name = name
+        self._forwards_to = forwards_to
+        self._pipe: Pipe | None = None
+        self._reader_id = 0
+
+    async def __aenter__(self) -> Reader:
+        pipe = self._pipe = self._get_pipe(self._name)
+        outbox = Outbox(forwards_to=self._forwards_to)
+        self._reader_id = next(self._reader_ids)
+        pipe.attach(self._reader_id, outbox)
+        return Reader(self._name, outbox, functools.partial(pipe.detach, self._reader_id))
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, traceback: TracebackType | None) -> None:
+        assert self._pipe is not None
+        self._pipe.detach(self._reader_id)
+
+
+class _WriterBlock:
+    __slots__ = ("_get_pipe", "_name", "_pipe")
+
+    def __init__(self, get_pipe: Callable[[str], Pipe], name: str) -> None:
+        self._get_pipe = get_pipe
+        self._name = name
+        self._pipe: Pipe | None = None
+
+    async def __aenter__(self) -> Writer:
+        pipe = self._pipe = self._get_pipe(self._name)
+        pipe.writers += 1
+        return Writer(self._name, pipe)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, traceback: TracebackType | None) -> None:
+        assert self._pipe is not None
+        self._pipe.writers -= 1

@@ -45,7 +45,8 @@ class Outbox:
 
     def __init__(self, limit: int = OUTBOX_LIMIT, *, forwards_to: str | None = None) -> None:
         self.forwards_to = forwards_to  # the pipe its reader passes chunks straight on to
-        self._chunks: deque[Chunk] = deque()
+        # Made by the first put, dropped once emptied: an idle reader costs no queue.
+        self._chunks: deque[Chunk] | None = None
         self._size = 0
         self._limit = limit
         self._closed = False
@@ -68,6 +69,8 @@ class Outbox:
     def put(self, chunk: Chunk) -> None:
         if self._closed:
             return
+        if self._chunks is None:
+            self._chunks = deque()
         self._chunks.append(chunk)
         self._size += len(chunk.data)
         self._puts += 1
@@ -122,12 +125,18 @@ class Outbox:
         self._data_waiter = self._room_waiter = self._settle_waiter = None
 
     def _coalesce(self) -> Chunk:
-        first = self._chunks.popleft()
+        chunks = self._chunks
+        assert chunks  # take() only coalesces a queue with chunks in it
+        first = chunks.popleft()
         self._taken += 1
-        if first.one_message or not self._chunks or self._chunks[0].one_message:
-            return first
-        parts = [first.data]
-        while self._chunks and not self._chunks[0].one_message:
-            parts.append(self._chunks.popleft().data)
-        self._taken += len(parts) - 1
-        return Chunk(b"".join(parts))
+        if first.one_message or not chunks or chunks[0].one_message:
+            taken = first
+        else:
+            parts = [first.data]
+            while chunks and not chunks[0].one_message:
+                parts.append(chunks.popleft().data)
+            self._taken += len(parts) - 1
+            taken = Chunk(b"".join(parts))
+        if not chunks:
+            self._chunks = None
+        return taken

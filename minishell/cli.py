@@ -1,24 +1,32 @@
 """argv -> front end -> exit status. Parses minimega's flags; no logic of its own.
 
-Heavy modules (trio, lark, prompt_toolkit) are imported only by the front end
-that needs them, so the socket clients to come stay fast to start.
+`-pipe`, `-e` and `-attach` are the socket clients, timed from the shell: a
+hand-written scan spots them before argparse and logging are even imported
+(together over 10 ms here: the clients' whole budget), and for the same reason
+there is no `from __future__ import annotations` (client.py says why). Heavy
+modules (trio, lark, prompt_toolkit) are imported only by the front end that
+needs them.
 """
 
-from __future__ import annotations
-
-import argparse
-import logging
 import os
 import sys
-from collections.abc import Sequence
 
 from minishell import __version__
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-          "error": logging.ERROR, "fatal": logging.CRITICAL}
+# typing imports re: mypy honours a TYPE_CHECKING of our own.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import NoReturn
+
+DEFAULT_BASE = "/tmp/minishell"
+LEVEL_NAMES = ("debug", "error", "fatal", "info", "warn")  # minimega's -level values
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> "argparse.ArgumentParser":
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="minishell",
         description="minimega's plumber, driven by minimega's command language. "
@@ -27,15 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
 
-    def flag(name: str, **options: object) -> None:
+    def flag(name: str, group: "argparse._ActionsContainer" = parser,
+             **options: object) -> None:
         # minimega spells its flags with one dash; both spellings work here.
-        parser.add_argument(f"-{name}", f"--{name}", **options)  # type: ignore[arg-type]
+        group.add_argument(f"-{name}", f"--{name}", **options)  # type: ignore[arg-type]
 
-    flag("base", default="/tmp/minishell", metavar="DIR",
-         help="base folder; file: arguments resolve to DIR/files (default %(default)s)")
+    flag("base", default=DEFAULT_BASE, metavar="DIR",
+         help="base folder: the control socket is DIR/minimega, and file: arguments "
+         "resolve to DIR/files (default %(default)s)")
     flag("hostname", metavar="NAME",
          help="host name shown in tables and errors (default: this machine's)")
-    flag("level", default="warn", choices=sorted(LEVELS), help="log level (default %(default)s)")
+    flag("level", default="warn", choices=LEVEL_NAMES, help="log level (default %(default)s)")
     flag("history-file", metavar="FILE", dest="history_file",
          help="prompt history (default $MINISHELL_HISTFILE or "
          "$XDG_STATE_HOME/minishell/history)")
@@ -43,18 +53,55 @@ def build_parser() -> argparse.ArgumentParser:
          help="replay transcripts like minitest: FILEs are scripts or folders of scripts "
          "with NAME.want beside them")
     flag("version", action="store_true", help="print the version and exit")
+    flag("nostdin", action="store_true",
+         help="serve the socket without a prompt (run in the background; stop with "
+         "SIGTERM or `minishell -e quit`)")
+    flag("force", action="store_true", help="replace a running instance's socket")
+    clients = parser.add_argument_group(
+        "clients of a running instance (reached through DIR/minimega)")
+    flag("pipe", clients, metavar="NAME",
+         help="attach stdin and stdout to the pipe NAME (a reader and a writer; "
+         "NAME without ns// is in minimega//); exits 0 at the end of stdin")
+    flag("e", clients, action="store_true",
+         help="run the command given by the remaining arguments, print what it prints, "
+         "exit 1 if it failed")
+    flag("attach", clients, action="store_true",
+         help="a prompt whose commands run on the running instance")
+    flag("namespace", clients, metavar="NS", default="",
+         help="run -e and -attach commands in the namespace NS")
     parser.add_argument("files", nargs="*", metavar="FILE",
-                        help="scripts to run at start (with -replay: transcripts)")
+                        help="scripts to run at start (with -replay: transcripts; "
+                        "with -e: the command's words)")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    options = build_parser().parse_args(argv)
+def main(argv: "Sequence[str] | None" = None) -> int:
+    """Run the command line `argv` (default: the process's own) to its exit status.
+
+    A client run for the process's own command line ends the process itself
+    once its output is out: the interpreter's teardown would add about 2 ms
+    to every `-pipe` and `-e`, and there is nothing left to tear down.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    client = scan_client(args)
+    if client is not None:
+        status = run_client(client)
+        if argv is None:
+            _exit_now(status)
+        return status
+    options = build_parser().parse_args(args)
     if options.version:
         print(f"minishell {__version__}")
         return 0
+    if options.pipe or options.e or options.attach:
+        return run_client(ClientCall(options.base, options.namespace, options.pipe or "",
+                                     options.e, options.attach, options.files))
+    import logging
+
+    levels = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+              "error": logging.ERROR, "fatal": logging.CRITICAL}
     logging.basicConfig(
-        level=LEVELS[options.level], stream=sys.stderr,
+        level=levels[options.level], stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y/%m/%d %H:%M:%S",
     )
     from minishell import app
@@ -65,6 +112,92 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # `minishell script | head`: the reader left; say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+class ClientCall:
+    """What the command line asks of a client: one of -pipe, -e, -attach.
+
+    A plain class, not a dataclass: dataclasses imports inspect and re.
+    """
+
+    __slots__ = ("attach", "base", "e", "namespace", "pipe", "words")
+
+    def __init__(self, base: str, namespace: str, pipe: str, e: bool, attach: bool,
+                 words: "Sequence[str]") -> None:
+        self.base = base
+        self.namespace = namespace
+        self.pipe = pipe
+        self.e = e
+        self.attach = attach
+        self.words = words
+
+
+_VALUE_FLAGS = ("base", "namespace", "pipe")
+
+
+def scan_client(args: "Sequence[str]") -> ClientCall | None:
+    """The client call that argv spells plainly, or None to let argparse decide.
+
+    Flags come first, as Go's flag package wants them (`-e` takes the words
+    after the last flag); anything this scan does not know goes to argparse.
+    """
+    values = {"base": DEFAULT_BASE, "namespace": "", "pipe": ""}
+    switches = {"e": False, "attach": False}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            index += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        name, equals, value = arg[2 if arg.startswith("--") else 1:].partition("=")
+        if name in _VALUE_FLAGS:
+            if not equals:
+                index += 1
+                if index == len(args):
+                    return None
+                value = args[index]
+            values[name] = value
+        elif name in switches and not equals:
+            switches[name] = True
+        else:
+            return None
+        index += 1
+    words = args[index:]
+    if not (values["pipe"] or switches["e"] or switches["attach"]):
+        return None
+    if words and not (switches["e"] and not values["pipe"]):
+        return None
+    return ClientCall(values["base"], values["namespace"], values["pipe"],
+                      switches["e"], switches["attach"], words)
+
+
+def _exit_now(status: int) -> "NoReturn":
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a reader that left: the status says what happened
+        pass
+    os._exit(status)
+
+
+def run_client(call: ClientCall) -> int:
+    """minimega's precedence: -pipe, then -e, then -attach."""
+    from minishell import client
+
+    try:
+        if call.pipe:
+            return client.pipe(call.base, call.pipe)
+        if call.e:
+            return client.execute(call.base, call.namespace, call.words)
+        return client.attach(call.base, call.namespace)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141

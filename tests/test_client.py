@@ -1,0 +1,531 @@
+"""The socket clients (`-pipe`, `-e`, `-attach`) as real processes against a fake server.
+
+The fake speaks the client-facing half of the socket contract and records
+what it was sent, so that these tests pin the client down on their own; the
+real server is met in test_end_to_end.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from minishell import client
+from minishell.cli import DEFAULT_BASE, ClientCall, scan_client
+
+MINISHELL = [sys.executable, "-c", "import sys; from minishell.cli import main; sys.exit(main())"]
+LINE_MAX = client.LINE_MAX
+ACK = b'{"Raw":true}\n'
+TIMEOUT = 20
+
+
+def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*MINISHELL, *args], input=stdin, capture_output=True,
+                          timeout=TIMEOUT, check=False)
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    # A short folder: a Unix socket's path must fit in 108 bytes, and
+    # pytest's tmp_path for a long test name does not.
+    folder = tempfile.mkdtemp(prefix="mscl", dir="/tmp")
+    try:
+        yield Path(folder)
+    finally:
+        shutil.rmtree(folder)
+
+
+Handler = Callable[[socket.socket, "FakeServer"], None]
+
+
+class FakeServer:
+    """One connection at a time on <base>/minimega, each given to `handler`."""
+
+    def __init__(self, base: Path, handler: Handler) -> None:
+        self.path = str(base / "minimega")
+        self.requests: list[dict[str, object]] = []
+        self.received = bytearray()  # raw bytes after a raw attachment
+        self.handled = threading.Event()
+        self._handler = handler
+        self._stop = threading.Event()
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(self.path)
+        self._listener.listen()
+        self._listener.settimeout(0.05)
+        self._thread = threading.Thread(target=self._serve)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(TIMEOUT)
+        self._listener.close()
+        assert not self._thread.is_alive()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(TIMEOUT)
+                try:
+                    self._handler(conn, self)
+                except OSError:  # the client left: what it sent is recorded
+                    pass
+                finally:
+                    self.handled.set()
+
+    def read_request(self, conn: socket.socket, pending: bytearray) -> dict[str, object] | None:
+        while b"\n" not in pending:
+            data = conn.recv(1 << 16)
+            if not data:
+                return None
+            pending += data
+        line, _, rest = bytes(pending).partition(b"\n")
+        pending[:] = rest
+        request: dict[str, object] = json.loads(line)
+        self.requests.append(request)
+        return request
+
+
+Serve = Callable[..., FakeServer]  # (handler, folder=base): a fake on <folder>/minimega
+
+
+@pytest.fixture
+def serve(base: Path) -> Iterator[Serve]:
+    servers: list[FakeServer] = []
+
+    def start(handler: Handler, folder: Path = base) -> FakeServer:
+        folder.mkdir(exist_ok=True)
+        servers.append(FakeServer(folder, handler))
+        return servers[-1]
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.close()
+
+
+def raw_echo(conn: socket.socket, server: FakeServer) -> None:
+    """A pipe with this one attachment: what it writes comes back, line by line."""
+    pending = bytearray()
+    server.read_request(conn, pending)
+    conn.sendall(ACK)
+    while data := conn.recv(1 << 16):
+        server.received += data
+        pending += data
+        complete = pending.rfind(b"\n") + 1
+        conn.sendall(pending[:complete])
+        del pending[:complete]
+    if pending:  # a last line without its newline gets one
+        conn.sendall(pending + b"\n")
+    conn.shutdown(socket.SHUT_WR)
+
+
+def raw_drop_after(count: int) -> Handler:
+    """Attach, take `count` bytes, then vanish as a killed daemon would."""
+
+    def handler(conn: socket.socket, server: FakeServer) -> None:
+        server.read_request(conn, bytearray())
+        conn.sendall(ACK)
+        while len(server.received) < count:
+            server.received += conn.recv(1 << 16)
+
+    return handler
+
+
+def minimega_pipe(conn: socket.socket, server: FakeServer) -> None:
+    """minimega 2.9: no ack; messages come as JSON strings."""
+    server.read_request(conn, bytearray())
+    conn.sendall(b'"hello\\n"\n')
+    while data := conn.recv(1 << 16):
+        server.received += data
+
+
+def commands(replies: Callable[[str], list[dict[str, object]]],
+             suggestions: dict[str, list[str]] | None = None) -> Handler:
+    """Answer Command requests with `replies(command)`, Suggest ones from a table."""
+
+    def handler(conn: socket.socket, server: FakeServer) -> None:
+        pending = bytearray()
+        while request := server.read_request(conn, pending):
+            if "Suggest" in request:
+                words = (suggestions or {}).get(str(request["Suggest"]), [])
+                answer: list[dict[str, object]] = [
+                    {"Resp": None, "Rendered": "", "More": False, "Status": False,
+                     "Suggest": words}]
+            else:
+                answer = replies(str(request["Command"]))
+            for reply in answer:
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+
+    return handler
+
+
+def reply(rendered: str = "", error: str = "", *, more: bool = False,
+          host: str = "vm") -> dict[str, object]:
+    resp = {"Host": host, "Response": rendered, "Header": None, "Tabular": None,
+            "Error": error, "Data": None}
+    return {"Resp": [resp], "Rendered": rendered, "More": more, "Status": False}
+
+
+def echo_command(command: str) -> list[dict[str, object]]:
+    return [reply(f"ran: {command}")]
+
+
+# -pipe ------------------------------------------------------------------------
+
+
+def test_pipe_sends_every_line_and_copies_its_own_echo(
+        base: Path, serve: Serve) -> None:
+    server = serve(raw_echo)
+    done = run("-base", str(base), "-pipe", "foo", stdin=b"a\nb\n\nc")
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert server.requests == [{"PlumbPipe": "minimega//foo", "Raw": True}]
+    assert server.received == b"a\nb\n\nc"  # the half-close ends the last line
+    assert done.stdout == b"a\nb\n\nc\n"
+
+
+def test_pipe_keeps_a_namespace_and_takes_both_flag_spellings(
+        base: Path, serve: Serve) -> None:
+    server = serve(raw_echo)
+    assert run(f"--base={base}", "--pipe=ns//foo").returncode == 0
+    assert server.requests == [{"PlumbPipe": "ns//foo", "Raw": True}]
+
+
+def test_pipe_moves_bulk_data_intact(base: Path, serve: Serve) -> None:
+    lines = b"".join(b"%d\n" % number for number in range(200_000))
+    server = serve(raw_echo)
+    done = run("-base", str(base), "-pipe", "bulk", stdin=lines)
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert server.received == lines
+    assert done.stdout == lines
+
+
+def test_pipe_without_a_daemon_is_one_line(base: Path) -> None:
+    done = run("-base", str(base), "-pipe", "foo", stdin=b"x\n")
+    assert done.stderr == (
+        f"minishell: cannot connect to {base}/minimega: no such file or directory\n".encode())
+    assert (done.returncode, done.stdout) == (1, b"")
+
+
+def test_a_stale_socket_is_connection_refused(base: Path) -> None:
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(base / "minimega"))
+    stale.close()  # the file stays, nobody listens
+    done = run("-base", str(base), "-e", "pipe")
+    assert done.stderr == (
+        f"minishell: cannot connect to {base}/minimega: connection refused\n".encode())
+    assert done.returncode == 1
+
+
+def test_daemon_gone_mid_stream_is_one_line_and_status_1(
+        base: Path, serve: Serve) -> None:
+    server = serve(raw_drop_after(2))
+    process = subprocess.Popen([*MINISHELL, "-base", str(base), "-pipe", "foo"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        assert process.stdin is not None
+        process.stdin.write(b"a\n")
+        process.stdin.flush()  # and stdin stays open: only the daemon can end this
+        assert server.handled.wait(TIMEOUT)
+        status = process.wait(TIMEOUT)
+    finally:
+        process.kill()
+        _, err = process.communicate()
+    assert err == f"minishell: connection to {base}/minimega lost\n".encode()
+    assert status == 1
+
+
+def test_a_line_of_1_mib_is_refused_and_nothing_of_it_sent(
+        base: Path, serve: Serve) -> None:
+    server = serve(raw_echo)
+    done = run("-base", str(base), "-pipe", "foo",
+               stdin=b"before\n" + b"x" * LINE_MAX + b"\nafter\n")
+    assert done.stderr == b"minishell: line longer than 1 MiB on stdin\n"
+    assert done.returncode == 1
+    assert server.handled.wait(TIMEOUT)
+    assert server.received == b"before\n"
+
+
+def test_a_last_line_of_1_mib_without_newline_is_refused(
+        base: Path, serve: Serve) -> None:
+    server = serve(raw_echo)
+    done = run("-base", str(base), "-pipe", "foo", stdin=b"ok\n" + b"y" * LINE_MAX)
+    assert (done.returncode, done.stderr) == (1, b"minishell: line longer than 1 MiB on stdin\n")
+    assert server.handled.wait(TIMEOUT)
+    assert server.received == b"ok\n"
+
+
+def test_a_line_just_under_1_mib_goes_through(
+        base: Path, serve: Serve) -> None:
+    longest = b"z" * (LINE_MAX - 1) + b"\n"
+    server = serve(raw_echo)
+    done = run("-base", str(base), "-pipe", "foo", stdin=b"a\n" + longest + longest)
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert server.received == b"a\n" + longest + longest
+    assert done.stdout == server.received
+
+
+def test_a_server_without_raw_mode_is_one_line(
+        base: Path, serve: Serve) -> None:
+    server = serve(minimega_pipe)
+    process = subprocess.Popen([*MINISHELL, "-base", str(base), "-pipe", "foo"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        status = process.wait(TIMEOUT)  # stdin still open: no data was sent
+    finally:
+        process.kill()
+        out, err = process.communicate()
+    assert err == b"minishell: the server does not speak minishell's raw pipe protocol\n"
+    assert (status, out) == (1, b"")
+    assert server.handled.wait(TIMEOUT)
+    assert server.received == b""
+
+
+def test_a_server_that_never_acks_is_not_raw() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        import _socket
+
+        raw = _socket.socket(fileno=ours.detach())
+        try:
+            with pytest.raises(client.ClientError, match="does not speak minishell's raw"):
+                client.open_raw_pipe(raw, "/x/minimega", "minimega//foo", ack_timeout=0.05)
+        finally:
+            raw.close()
+        assert theirs.recv(1 << 16) == b'{"PlumbPipe":"minimega//foo","Raw":true}\n'
+
+
+def test_the_pipe_name_is_json_escaped(base: Path, serve: Serve) -> None:
+    server = serve(raw_echo)
+    assert run("-base", str(base), "-pipe", 'a"b\\c\u00e9').returncode == 0
+    assert server.requests == [{"PlumbPipe": 'minimega//a"b\\c\u00e9', "Raw": True}]
+
+
+# -e -----------------------------------------------------------------------------
+
+
+def test_e_sends_quote_joined_words_and_prints_rendered(
+        base: Path, serve: Serve) -> None:
+    server = serve(commands(echo_command))
+    done = run("-base", str(base), "-e", "pipe", "foo", "two words", '""')
+    assert server.requests == [{"Command": 'pipe foo "two words" ""'}]
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0, b'ran: pipe foo "two words" ""\n', b"")
+
+
+def test_e_sends_a_single_word_as_it_is(base: Path, serve: Serve) -> None:
+    server = serve(commands(echo_command))
+    assert run("-base", str(base), "-e", "pipe foo hi").returncode == 0
+    assert server.requests == [{"Command": "pipe foo hi"}]
+
+
+def test_e_prints_every_reply_and_errors_on_stderr_and_exits_1(
+        base: Path, serve: Serve) -> None:
+    def replies(command: str) -> list[dict[str, object]]:
+        return [reply("first", more=True), reply(more=True),
+                reply("", "no such pipe: foo\n", host="h2")]
+
+    serve(commands(replies))
+    done = run("-base", str(base), "-e", "pipe", "foo")
+    assert done.stdout == b"first\n"
+    assert done.stderr == b"Error (h2): no such pipe: foo\n"
+    assert done.returncode == 1
+
+
+def test_e_with_a_namespace(base: Path, serve: Serve) -> None:
+    server = serve(commands(echo_command))
+    assert run("-base", str(base), "-namespace", "lab", "-e", "pipe").returncode == 0
+    assert run("-e", "-base", str(base), "--namespace=two words", "pipe", "x y").returncode == 0
+    assert server.requests == [{"Command": "namespace lab pipe"},
+                               {"Command": 'namespace "two words" pipe "x y"'}]
+
+
+def test_e_with_an_empty_command_sends_nothing(
+        base: Path, serve: Serve) -> None:
+    server = serve(commands(echo_command))
+    done = run("-base", str(base), "-e")
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    assert server.handled.wait(TIMEOUT)
+    assert server.requests == []
+
+
+def test_e_words_may_look_like_flags(base: Path, serve: Serve) -> None:
+    server = serve(commands(echo_command))
+    assert run("-base", str(base), "-e", "echo", "-x", "--y").returncode == 0
+    assert server.requests == [{"Command": "echo -x --y"}]
+
+
+def test_e_goes_through_argparse_with_other_flags(
+        base: Path, serve: Serve) -> None:
+    server = serve(commands(echo_command))
+    done = run("-level", "debug", "-base", str(base), "-e", "pipe")
+    assert (done.returncode, done.stdout) == (0, b"ran: pipe\n")
+    assert server.requests == [{"Command": "pipe"}]
+
+
+def test_e_when_the_daemon_leaves_before_answering(
+        base: Path, serve: Serve) -> None:
+    def hang_up(conn: socket.socket, server: FakeServer) -> None:
+        server.read_request(conn, bytearray())
+
+    serve(hang_up)
+    done = run("-base", str(base), "-e", "pipe")
+    assert done.stderr == f"minishell: connection to {base}/minimega lost\n".encode()
+    assert done.returncode == 1
+
+
+def test_e_without_a_daemon(base: Path) -> None:
+    done = run("-base", str(base), "-e", "pipe")
+    assert done.stderr == (
+        f"minishell: cannot connect to {base}/minimega: no such file or directory\n".encode())
+    assert done.returncode == 1
+
+
+def test_the_client_path_imports_nothing_heavy(
+        base: Path, serve: Serve) -> None:
+    serve(commands(echo_command))
+    serve(raw_echo, base / "raw")
+    heavy = ("trio", "lark", "prompt_toolkit", "tabulate", "argparse", "logging", "json", "re",
+             "enum", "inspect", "dataclasses", "collections", "socket", "threading", "typing",
+             "minishell.session", "minishell.render")
+    # Compared with what the interpreter had loaded before: site's .pth
+    # files may have loaded some of these already.
+    script = (
+        "import sys; before = set(sys.modules); from minishell import cli\n"
+        f"statuses = [cli.main(['-base', {str(base)!r}, '-e', 'pipe']),\n"
+        f"            cli.main(['-base', {str(base / 'raw')!r}, '-pipe', 'foo'])]\n"
+        f"loaded = sorted(m for m in set(sys.modules) - before\n"
+        f"                if m in {heavy!r} or m.split('.')[0] in {heavy!r})\n"
+        "print(statuses, loaded)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], input="hi\n", capture_output=True,
+                          text=True, timeout=TIMEOUT, check=False)
+    assert done.stdout.splitlines()[-1] == "[0, 0] []"
+
+
+# -attach ------------------------------------------------------------------------
+
+
+def test_attach_from_a_non_terminal_runs_lines_and_asks_before_quitting(
+        base: Path, serve: Serve) -> None:
+    server = serve(commands(echo_command))
+    done = run("-base", str(base), "-namespace", "lab", "-attach",
+               stdin=b"pipe\n\n  echo hi  \nquit\npipe\nquit\nquit\nnever\n")
+    assert server.requests == [
+        {"Command": "namespace lab pipe"}, {"Command": "namespace lab echo hi"},
+        {"Command": "namespace lab pipe"}, {"Command": "namespace lab quit"},
+    ]
+    assert done.stdout.decode().count("enter 'quit' again") == 2
+    assert done.returncode == 0
+
+
+def test_attach_disconnect_leaves_and_errors_make_status_1(
+        base: Path, serve: Serve) -> None:
+    server = serve(commands(lambda command: [reply("", "bad")]))
+    done = run("-base", str(base), "-attach", stdin=b"oops\ndisconnect\nnever\n")
+    assert server.requests == [{"Command": "oops"}]
+    assert (done.returncode, done.stderr) == (1, b"Error (vm): bad\n")
+
+
+PROMPT_ENV = {**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
+
+
+def test_attach_prompt_completes_over_the_socket(
+        base: Path, serve: Serve) -> None:
+    server = serve(commands(echo_command, {"pipe fo": ["foobar"]}))
+    shell = pexpect.spawn(MINISHELL[0], [*MINISHELL[1:], "-base", str(base), "-attach"],
+                          env=PROMPT_ENV, encoding="utf-8", timeout=10, dimensions=(24, 100))
+    try:
+        shell.expect(rf"minimega:{base}/minimega\$")
+        shell.send("pipe fo\t")
+        shell.expect("obar")  # what Tab added
+        shell.send("\r")
+        shell.expect("ran: pipe foobar")
+        shell.send("half a line\x03")  # Ctrl-C drops the line
+        shell.expect(r"minimega:\S+\$")
+        shell.send("\x04")  # Ctrl-D leaves
+        shell.expect(pexpect.EOF)
+    finally:
+        shell.close(force=True)
+    assert shell.exitstatus == 0
+    assert server.requests == [{"Suggest": "pipe fo"}, {"Command": "pipe foobar"}]
+
+
+# quoteJoin and the command line ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("words", "joined"), [
+    (["pipe", "foo", "a b"], 'pipe foo "a b"'),
+    (["pipe", "foo", '""'], 'pipe foo ""'),
+    (["tab\there", "new\nline"], '"tab\\there" "new\\nline"'),
+    (["nbsp\u00a0x", 'q"uote d'], '"nbsp\\u00a0x" "q\\"uote d"'),
+    (["sep\u001fx"], "sep\u001fx"),  # not whitespace in Go, though Python says so
+])
+def test_quote_join(words: list[str], joined: str) -> None:
+    assert client.quote_join(words) == joined
+
+
+def test_namespace_prefix() -> None:
+    assert client.with_namespace("", "pipe") == "pipe"
+    assert client.with_namespace("lab", "pipe") == "namespace lab pipe"
+    assert client.with_namespace("a b", "pipe") == 'namespace "a b" pipe'
+
+
+def test_full_pipe_name() -> None:
+    assert client.full_pipe_name("foo") == "minimega//foo"
+    assert client.full_pipe_name("lab//foo") == "lab//foo"
+
+
+def call(base: str = DEFAULT_BASE, namespace: str = "", pipe: str = "", e: bool = False,
+         attach: bool = False, words: tuple[str, ...] = ()) -> tuple[object, ...]:
+    return (base, namespace, pipe, e, attach, words)
+
+
+def fields(found: ClientCall | None) -> tuple[object, ...] | None:
+    if found is None:
+        return None
+    return (found.base, found.namespace, found.pipe, found.e, found.attach, tuple(found.words))
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["-pipe", "foo"], call(pipe="foo")),
+    (["--pipe=foo", "-base", "/b"], call(base="/b", pipe="foo")),
+    (["-base=/b", "-namespace", "ns", "-e", "pipe", "-x"],
+     call(base="/b", namespace="ns", e=True, words=("pipe", "-x"))),
+    (["-e", "--", "-pipe"], call(e=True, words=("-pipe",))),
+    (["-attach", "-namespace=ns"], call(namespace="ns", attach=True)),
+    (["-e"], call(e=True)),
+    (["-pipe", "foo", "extra"], None),  # argparse says what is wrong
+    (["-pipe", ""], None),  # as in minimega: no -pipe at all, start an instance
+    (["-pipe"], None),
+    (["-level", "debug", "-pipe", "foo"], None),
+    (["-e=true", "pipe"], None),
+    (["script.mm"], None),
+    ([], None),
+    (["-nostdin"], None),
+])
+def test_the_fast_path_scan(argv: list[str], expected: tuple[object, ...] | None) -> None:
+    assert fields(scan_client(argv)) == expected
+
+
+def test_help_lists_the_client_and_server_flags() -> None:
+    done = run("-h")
+    for flag in ("-pipe NAME", "-e", "-attach", "-namespace NS", "-nostdin", "-force"):
+        assert flag.encode() in done.stdout

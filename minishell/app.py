@@ -56,6 +56,34 @@ def _new_session(options: argparse.Namespace, nursery: trio.Nursery) -> Session:
 
 
 async def _main(options: argparse.Namespace) -> int:
+    """Everything, under one watch for the signals that end minishell.
+
+    SIGTERM and SIGHUP (and SIGINT when headless: with a prompt, Ctrl-C cancels
+    a command, not the shell) cancel whatever runs — start-up scripts, replay,
+    the front end — and the finally blocks below stop every child and remove
+    the socket; without the watch Python's default handling would kill the
+    process and orphan its pipelines.
+    """
+    quit_signals = {signal.SIGTERM, signal.SIGHUP}
+    if options.nostdin:
+        quit_signals.add(signal.SIGINT)
+    status = 0
+    with trio.open_signal_receiver(*quit_signals) as signals:
+        async with trio.open_nursery() as watch:
+            work = trio.CancelScope()
+
+            async def cancel_on_signal() -> None:
+                async for _ in signals:
+                    work.cancel()
+
+            watch.start_soon(cancel_on_signal)
+            with work:
+                status = await _run(options)
+            watch.cancel_scope.cancel()
+    return status
+
+
+async def _run(options: argparse.Namespace) -> int:
     if options.replay:
         return await replay_all(options.files, partial(_new_session, options), _write_stdout)
     headless: bool = options.nostdin
@@ -85,7 +113,7 @@ async def _main(options: argparse.Namespace) -> int:
                 front_end = partial(run_repl, session, history_file=options.history_file)
             else:
                 front_end = partial(run_stream, session, sys.stdin.readline)
-            status = await _until_quit(session, front_end, headless=headless)
+            status = await _until_quit(session, front_end)
             return 1 if failed else status
         finally:
             if server is not None:
@@ -105,12 +133,9 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
-async def _until_quit(session: Session, front_end: Callable[[], Awaitable[int]], *,
-                      headless: bool = False) -> int:
-    """Run the front end until it ends, `quit` runs, or SIGTERM/SIGHUP arrives
-    (or SIGINT, headless: with a prompt, Ctrl-C cancels a command, not the shell)."""
+async def _until_quit(session: Session, front_end: Callable[[], Awaitable[int]]) -> int:
+    """Run the front end until it ends or `quit` runs."""
     status = 0
-    quit_signals = {signal.SIGTERM, signal.SIGHUP} | ({signal.SIGINT} if headless else set())
     async with trio.open_nursery() as nursery:
 
         async def front() -> None:
@@ -122,14 +147,8 @@ async def _until_quit(session: Session, front_end: Callable[[], Awaitable[int]],
             await session.quitting.wait()
             nursery.cancel_scope.cancel()
 
-        async def terminated() -> None:
-            with trio.open_signal_receiver(*quit_signals) as signals:
-                async for _ in signals:
-                    session.quitting.set()
-
         nursery.start_soon(front)
         nursery.start_soon(quit_requested)
-        nursery.start_soon(terminated)
     return status
 
 

@@ -106,15 +106,18 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     )
     from minishell import app
 
+    # trio hands these back inside exception groups, hence except*.
+    status = 0
     try:
-        return app.run(options)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
+        status = app.run(options)
+    except* KeyboardInterrupt:
+        status = 130
+    except* BrokenPipeError:
         # `minishell script | head`: the reader left; say nothing more.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        status = 141
+    return status
 
 
 class ClientCall:

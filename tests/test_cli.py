@@ -129,3 +129,56 @@ def test_sigterm_ends_everything_within_a_second() -> None:
         for stream in (shell.stdin, shell.stdout, shell.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_sigterm_during_start_up_scripts_leaves_no_child(tmp_path: Path) -> None:
+    stage, command = (f"{time.time_ns() % 10**6}.{n}" for n in (125, 375))
+    script = tmp_path / "slow.mm"
+    script.write_text(f'plumb a "sleep {stage}"\nshell sleep {command}\n')
+    shell = subprocess.Popen([*MINISHELL, str(script)], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not processes_with(f"sleep\0{command}"):
+            assert time.monotonic() < deadline, "the script never got to its shell command"
+            time.sleep(0.01)
+        shell.send_signal(signal.SIGTERM)
+        assert shell.wait(timeout=5) == 0
+        assert shell.stderr is not None and shell.stderr.read() == b""
+        assert processes_with(f"sleep\0{stage}") == []
+        assert processes_with(f"sleep\0{command}") == []
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+        for stream in (shell.stdout, shell.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_ctrl_c_on_a_script_is_a_quiet_exit_130() -> None:
+    shell = subprocess.Popen([*MINISHELL], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    try:
+        assert shell.stdin is not None and shell.stdout is not None
+        shell.stdin.write(b"echo ready\n")
+        shell.stdin.flush()
+        assert shell.stdout.readline().endswith(b"ready\n")
+        shell.send_signal(signal.SIGINT)
+        assert shell.wait(timeout=5) == 130
+        assert shell.stderr is not None and shell.stderr.read() == b""
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+        for stream in (shell.stdin, shell.stdout, shell.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_a_reader_that_leaves_early_is_not_an_error() -> None:
+    done = subprocess.run(
+        f"yes 'echo x' | head -20000 | {' '.join(MINISHELL[:2])} '{MINISHELL[2]}' | head -1",
+        shell=True, capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.endswith(": x\n")
+    assert done.stderr == ""

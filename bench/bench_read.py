@@ -29,7 +29,7 @@ async def commands_per_second(script: trio.Path) -> float:
     async with trio.open_nursery() as nursery:
         helper_dir = kit.bin_dir()
         session = Session(Plumber(nursery, helper_dir=helper_dir), nursery, hostname="bench",
-                          files_dir="/tmp/minishell/files", helper_dir=helper_dir)
+                          files_dir="/tmp/minishell/files")
         for _ in range(RUNS):
             started = time.perf_counter()
             responses = await session.run_line(f"read {script}")

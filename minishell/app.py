@@ -45,13 +45,11 @@ def warm_up() -> None:
 
 
 def _new_session(options: argparse.Namespace, nursery: trio.Nursery) -> Session:
-    helper_dir = kit.bin_dir()
     return Session(
-        Plumber(nursery, helper_dir=helper_dir),
+        Plumber(nursery, helper_dir=kit.bin_dir()),
         nursery,
         hostname=options.hostname or socket.gethostname(),
         files_dir=os.path.join(options.base, "files"),
-        helper_dir=helper_dir,
     )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -97,7 +96,6 @@ class Session:
         *,
         hostname: str,
         files_dir: str,
-        helper_dir: str | None = None,
     ) -> None:
         self.plumber = plumber
         self.hostname = hostname
@@ -112,7 +110,6 @@ class Session:
         self._command_lock = trio.Lock()
         self._nursery = nursery  # owns `background` programs
         self._files_dir = files_dir
-        self._helper_dir = helper_dir
 
     # -- the entry point -------------------------------------------------
     async def run_line(self, line: str) -> list[Response]:
@@ -389,14 +386,11 @@ class Session:
             raise errors[0]
 
     # -- programs ----------------------------------------------------------
-    def _search_path(self) -> str:
-        path = os.environ.get("PATH", os.defpath)
-        return f"{path}{os.pathsep}{self._helper_dir}" if self._helper_dir else path
-
     def _lookup(self, program: str) -> str:
-        """exec.LookPath, with minimega's plumbing helpers after the user's PATH."""
+        """exec.LookPath, with minimega's plumbing helpers after the user's PATH
+        (the plumber's own lookup, so `shell` finds what `plumb` finds)."""
         if "/" not in program:
-            found = shutil.which(program, path=self._search_path())
+            found = self.plumber.programs.lookup(program)
             if found is None:
                 raise CommandError(f"exec: {quote(program)}: executable file not found in $PATH")
             return found
@@ -420,13 +414,10 @@ class Session:
             return await trio.run_process(
                 [program, *argv[1:]], stdin=subprocess.DEVNULL, capture_stdout=True,
                 capture_stderr=True, check=False, start_new_session=True,
-                env=self._child_env(), deliver_cancel=terminate_group,
+                env=self.plumber.programs.child_env(), deliver_cancel=terminate_group,
             )
         except (OSError, ValueError) as error:  # ValueError: a NUL in an argument
             raise CommandError(f"fork/exec {program}: {_reason(error)}") from None
-
-    def _child_env(self) -> dict[str, str]:
-        return {**os.environ, "PATH": self._search_path()}
 
     async def _shell(self, argv: tuple[str, ...], flags: Flags) -> Response:
         """`shell`: stdout is the response, stderr the error (spec §12.2)."""

@@ -27,8 +27,7 @@ async def plumber(nursery: trio.Nursery) -> AsyncIterator[Plumber]:
 async def session(nursery: trio.Nursery) -> AsyncIterator[Session]:
     helper_dir = kit.bin_dir()
     plumber = Plumber(nursery, helper_dir=helper_dir)
-    new = Session(plumber, nursery, hostname="vm", files_dir="/tmp/minishell/files",
-                  helper_dir=helper_dir)
+    new = Session(plumber, nursery, hostname="vm", files_dir="/tmp/minishell/files")
     await new.run_line(".annotate false")
     yield new
     await plumber.aclose()

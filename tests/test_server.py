@@ -164,8 +164,7 @@ def numbered(prefix: bytes, count: int) -> list[bytes]:
 def new_session(nursery: trio.Nursery, base: Path) -> Session:
     helper_dir = kit.bin_dir()
     plumber = Plumber(nursery, helper_dir=helper_dir, rng=random.Random(7))
-    return Session(plumber, nursery, hostname="vm", files_dir=str(base / "files"),
-                   helper_dir=helper_dir)
+    return Session(plumber, nursery, hostname="vm", files_dir=str(base / "files"))
 
 
 @pytest.fixture

@@ -135,8 +135,7 @@ def test_hostile_lines_never_escape_as_exceptions(lines: list[str]) -> None:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             plumber = Plumber(nursery, helper_dir=kit.bin_dir())
-            session = Session(plumber, nursery, hostname="vm", files_dir="/tmp/minishell/files",
-                              helper_dir=kit.bin_dir())
+            session = Session(plumber, nursery, hostname="vm", files_dir="/tmp/minishell/files")
             try:
                 with trio.fail_after(10):
                     for line in lines:

@@ -18,7 +18,7 @@ TRANSCRIPTS = find_transcripts([str(Path(__file__).parent.parent / "transcripts"
 
 def _new_session(helper_dir: str, nursery: trio.Nursery) -> Session:
     return Session(Plumber(nursery, helper_dir=helper_dir), nursery, hostname="vm",
-                   files_dir="/tmp/minishell/files", helper_dir=helper_dir)
+                   files_dir="/tmp/minishell/files")
 
 
 def test_there_are_transcripts() -> None:

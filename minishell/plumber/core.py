@@ -41,6 +41,11 @@ class Plumber:
         self._pipes: dict[str, Pipe] = {}
         self._productions: dict[str, Production] = {}
 
+    @property
+    def programs(self) -> ProgramFinder:
+        """How plumb stages, vias and the session's programs are found and started."""
+        return self._programs
+
     # -- listing ---------------------------------------------------------------
 
     def pipes(self) -> list[PipeInfo]:

@@ -174,3 +174,41 @@ async def test_go_exit_texts(session: Session) -> None:
     assert await output(session, '.preprocess false shell sh -c "kill -TERM $$"') == [
         ("", "signal: terminated")]
     assert await output(session, "shell /") == [("", 'exec: "/": permission denied')]
+
+
+async def test_a_via_that_never_ends_does_not_hang_the_session(session: Session) -> None:
+    await session.run_line("plumb slow out")
+    await session.run_line("pipe slow via sleep 1000")
+    with trio.fail_after(5):
+        started = trio.current_time()
+        await session.run_line("pipe slow first")  # waits its patience, then goes on
+        await session.run_line("pipe slow second")  # behind a stuck write: no wait
+        assert await output(session, "echo alive") == [("alive", "")]
+        assert trio.current_time() - started < 3
+    listing = await output(session, ".columns name,writers,count .filter name=minimega//slow pipe")
+    # both writes still in flight: writers while undelivered, not counted yet
+    assert listing == [("name           | writers | count\nminimega//slow | 2       | 0", "")]
+    assert await output(session, "clear pipe slow") == [
+        ("", "cannot delete named pipe with open writers")]
+
+
+async def test_a_reader_that_never_reads_does_not_hang_a_script(session: Session,
+                                                                 tmp_path: Path) -> None:
+    script = tmp_path / "flood.mm"
+    script.write_text(f"pipe stuck {'x' * 100}\n" * 5000 + "echo done\n")
+    await session.run_line('plumb stuck "sleep 1000"')
+    with trio.fail_after(10):
+        responses = await session.run_line(f"read {script}")
+    assert render(responses[-1]) == "done"
+    assert session.plumber.pipes()[0].count >= 2000  # the rest is queued in order
+
+
+async def test_pipelines_that_multiply_messages_do_not_hang_writes(session: Session) -> None:
+    for stages in ("a b", "a c", "b a", "c a"):
+        await session.run_line(f"plumb {stages}")
+    with trio.fail_after(10):
+        await session.run_line("pipe a x")
+        await trio.sleep(0.2)  # let the loop fill every outbox
+        await session.run_line("pipe a y")
+        await session.run_line("clear plumb")
+    assert await output(session, "plumb") == [("", "")]

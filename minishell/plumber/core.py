@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import random
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -24,6 +25,9 @@ from minishell.plumber.pipe import MODES, Pipe, PipeInfo
 from minishell.plumber.pipeline import Production, feeds_itself, resolve_stages
 from minishell.plumber.programs import ProgramFinder
 from minishell.plumber.via import Vias
+
+# How long a CLI write waits for its delivery before the command returns anyway.
+CLI_WRITE_PATIENCE = 1.0
 
 
 def _byte_order(name: str) -> bytes:
@@ -40,6 +44,8 @@ class Plumber:
         self._reader_ids = itertools.count(1)  # monotonic: round-robin follows registration
         self._pipes: dict[str, Pipe] = {}
         self._productions: dict[str, Production] = {}
+        # CLI writes waiting for a via or for room, per pipe (see write)
+        self._cli_writes: dict[str, deque[tuple[bytes, trio.Event]]] = {}
 
     @property
     def programs(self) -> ProgramFinder:
@@ -62,21 +68,55 @@ class Plumber:
     # -- pipes -------------------------------------------------------------------
 
     async def write(self, name: str, data: str) -> None:
-        """One message from the CLI; returns once it is in its readers' outboxes and
-        every pipe-to-pipe stage downstream has passed it on.
+        """One message from the CLI (`pipe foo data`), in order with the pipe's other
+        CLI writes.
 
-        So a listing right after a write is settled through trees of pipes (2.9's
-        writes are asynchronous, spec §16.4). Readers that are programs or
-        clients are not waited for: what they do with a message is their affair.
+        The command waits for the delivery — through a via, past a full outbox,
+        on through the pipe-to-pipe stages downstream — so that a listing right
+        after it is settled (2.9's writes are asynchronous, spec §16.4). But never
+        longer than CLI_WRITE_PATIENCE, and not at all behind an earlier write
+        still in flight: a via that never ends or a reader that never reads must
+        not hang the prompt, where 2.9's CLI never waits. What is not delivered
+        by then is delivered in the background, counting as a writer until it is.
+        Readers that are programs or clients are not waited for: what they do
+        with a message is their affair.
         """
         pipe = self._pipe(name)
-        pipe.writers += 1  # a writer while in flight, as in 2.9
-        try:
-            await pipe.accept_message(data.encode("utf-8", "surrogateescape"))
-        finally:
-            pipe.writers -= 1
+        message = data.encode("utf-8", "surrogateescape")
+        queue = self._cli_writes.get(name)
+        if queue is None and pipe.takes_at_once():
+            pipe.route_message(message)  # the common case: no task, no await
+            await trio.lowlevel.checkpoint_if_cancelled()
+        else:
+            delivered = trio.Event()
+            wait = queue is None
+            if queue is None:
+                queue = self._cli_writes[name] = deque()
+                self._nursery.start_soon(self._deliver_cli_writes, name, pipe, queue)
+            queue.append((message, delivered))
+            pipe.writers += 1  # a writer while in flight, as in 2.9
+            if wait:
+                with trio.move_on_after(CLI_WRITE_PATIENCE):
+                    await delivered.wait()
+            if not delivered.is_set():
+                return
         if pipe.downstream():
-            await self._settle_downstream(name)
+            with trio.move_on_after(CLI_WRITE_PATIENCE):
+                await self._settle_downstream(name)
+
+    async def _deliver_cli_writes(self, name: str, pipe: Pipe,
+                                  queue: deque[tuple[bytes, trio.Event]]) -> None:
+        """Deliver a pipe's queued CLI writes one after another (a plumber task)."""
+        try:
+            while queue:
+                message, delivered = queue[0]
+                await pipe.accept_message(message)
+                queue.popleft()
+                pipe.writers -= 1
+                delivered.set()
+        finally:
+            pipe.writers -= len(queue)  # cancelled: the plumber is closing
+            del self._cli_writes[name]
 
     def set_mode(self, name: str, mode: str) -> None:
         if mode not in MODES:

@@ -45,6 +45,14 @@ def display(message: bytes) -> str:
     return trim_space(message.decode("utf-8", "replace"))
 
 
+def _one_message(message: bytes) -> tuple[bytes, bool]:
+    """A message as routed: with its newline, and whether inner newlines make it
+    a one-message chunk rather than a block of lines."""
+    if not message.endswith(b"\n"):
+        message += b"\n"
+    return message, message.count(b"\n") > 1
+
+
 def split_messages(block: bytes) -> list[bytes]:
     """The messages of a block of lines, each keeping its newline."""
     return [line + b"\n" for line in block.split(b"\n")[:-1]]
@@ -119,9 +127,15 @@ class Pipe:
 
     async def accept_message(self, message: bytes) -> None:
         """One message, whatever newlines it holds; a newline is added unless it ends in one."""
-        if not message.endswith(b"\n"):
-            message += b"\n"
-        await self.accept(message, one_message=message.count(b"\n") > 1)
+        await self.accept(*_one_message(message))
+
+    def takes_at_once(self) -> bool:
+        """True when a message can be routed without waiting: no via, no full outbox."""
+        return not self.via and not any(outbox.full for outbox in self._readers.values())
+
+    def route_message(self, message: bytes) -> None:
+        """accept_message for when takes_at_once(): no await at all."""
+        self._route(*_one_message(message))
 
     async def accept(self, data: bytes, one_message: bool) -> None:
         """Take a block of lines (or one message) from a writer; return once it is routed.

@@ -11,6 +11,7 @@ import trio.testing
 from plumbing import info
 
 from minishell.plumber import Chunk, PipeInfo, Plumber, PlumberError, Reader
+from minishell.plumber.outbox import SEND_DIRECTLY_MAX
 
 
 def messages(chunk: Chunk) -> list[bytes]:
@@ -258,3 +259,63 @@ async def test_log_flag_logs_each_message(plumber: Plumber,
     await plumber.write("minimega//lg", "quiet")
     assert [record.getMessage() for record in caplog.records] == [
         "pipe minimega//lg: hello", "pipe minimega//lg: one", "pipe minimega//lg: two"]
+
+
+class Socketlike:
+    """A `send_directly` target with room for `room` bytes, like a socket's buffer."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.received = bytearray()
+
+    def send_now(self, data: bytes) -> int:
+        taken = data[:self.room]
+        self.room -= len(taken)
+        self.received += taken
+        return len(taken)
+
+
+async def test_a_waiting_reader_takes_small_chunks_directly_in_order(
+        plumber: Plumber, nursery: trio.Nursery) -> None:
+    sink = Socketlike(room=25)
+    by_receive = bytearray()
+    async with plumber.open_reader("minimega//d") as reader, \
+            plumber.open_writer("minimega//d") as writer:
+        reader.send_directly(sink.send_now)
+        await writer.write_lines(b"before the reader waits\n")  # nobody waits yet: queued
+
+        async def receive_all() -> None:
+            async for chunk in reader:
+                by_receive.extend(chunk.data)
+
+        nursery.start_soon(receive_all)
+        await trio.testing.wait_all_tasks_blocked()
+        assert bytes(by_receive) == b"before the reader waits\n"
+        await writer.write_lines(b"one\ntwo\n")
+        await writer.write_lines(b"three\n")
+        assert sink.received == b"one\ntwo\nthree\n"  # no task woke for these
+        await writer.write_lines(b"four is cut in two\n")  # 11 bytes of room left
+        await writer.write_lines(b"five\n")  # behind the rest of four
+        await trio.testing.wait_all_tasks_blocked()
+        assert sink.received == b"one\ntwo\nthree\nfour is cut"
+        assert bytes(by_receive) == b"before the reader waits\n in two\nfive\n"
+        bulk = b"x" * SEND_DIRECTLY_MAX + b"\n"  # for the reader's own task, room or not
+        sink.room = len(bulk)
+        await writer.write_lines(bulk)
+        await trio.testing.wait_all_tasks_blocked()
+        assert sink.received == b"one\ntwo\nthree\nfour is cut"
+        assert bytes(by_receive).endswith(b"five\n" + bulk)
+        reader.close()
+    assert info(plumber, "minimega//d").count == 7
+
+
+async def test_a_reader_no_longer_waiting_takes_nothing_directly(plumber: Plumber) -> None:
+    sink = Socketlike(room=1000)
+    async with plumber.open_reader("minimega//c") as reader, \
+            plumber.open_writer("minimega//c") as writer:
+        reader.send_directly(sink.send_now)
+        with trio.move_on_after(0.01):
+            await reader.receive()  # waits, then is cancelled
+        await writer.write_lines(b"after\n")
+        assert sink.received == b""
+        assert await receive_messages(reader, 1) == [b"after\n"]

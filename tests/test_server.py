@@ -548,6 +548,22 @@ async def test_writers_and_readers_keep_each_writers_order(server: ControlServer
         await client.aclose()
 
 
+async def test_a_reader_that_falls_behind_still_gets_every_line_in_order(
+        server: ControlServer) -> None:
+    """Small blocks go straight to a waiting reader's socket until it is full;
+    the rest waits in the outbox, behind what was cut in two."""
+    data = b"".join(numbered(b"m", 30_000))  # more than a socket buffer, less than it + an outbox
+    with trio.fail_after(TIMEOUT):
+        reader = await attach(server.path)
+        writer = await attach(server.path)
+        # In pieces of up to 40 KB, while the reader reads nothing.
+        assert await exchange(writer, data, random.Random(3)) == data
+        await reader.stream.send_eof()
+        assert await reader.rest() == data
+    await reader.aclose()
+    await writer.aclose()
+
+
 async def split_over_readers(server: ControlServer, mode: str, count: int) -> list[bytes]:
     """Four readers, then a writer (the fifth reader): what each of the five got."""
     await server.session.run_line(f"pipe foo mode {mode}")

@@ -35,6 +35,11 @@ class Reader:
         """Everything delivered since the last call (at least one message); EndOfChannel at EOF."""
         return await self._outbox.take()
 
+    def send_directly(self, send_now: Callable[[bytes], int]) -> None:
+        """Writers may give small chunks to `send_now` while this reader waits in
+        receive (Outbox.send_directly): for a reader that passes bytes on as they are."""
+        self._outbox.send_directly(send_now)
+
     def close(self) -> None:
         """Take no more: what was delivered still comes, then EOF; the pipe stops counting it."""
         self._detach()

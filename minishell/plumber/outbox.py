@@ -5,16 +5,23 @@ everything pending at once. Room is measured in bytes: a writer may put a
 chunk while the outbox holds less than its limit, so one chunk may overshoot
 it (a block bigger than the limit must still get through) and the outbox never
 holds more than limit + one chunk.
+
+A reader that only passes bytes on (a raw socket attachment) may also take
+them straight from the writer, while it waits for more: see `send_directly`.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
 
 OUTBOX_LIMIT = 256 * 1024
+# Bigger chunks are bulk traffic, for the reader's own task: the writer's task
+# would copy what the receiver has no room for.
+SEND_DIRECTLY_MAX = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +48,7 @@ class Outbox:
     """
 
     __slots__ = ("_chunks", "_closed", "_data_waiter", "_limit", "_puts", "_room_waiter",
-                 "_settle_waiter", "_settled", "_size", "_taken", "forwards_to")
+                 "_send_now", "_settle_waiter", "_settled", "_size", "_taken", "forwards_to")
 
     def __init__(self, limit: int = OUTBOX_LIMIT, *, forwards_to: str | None = None) -> None:
         self.forwards_to = forwards_to  # the pipe its reader passes chunks straight on to
@@ -56,6 +63,7 @@ class Outbox:
         self._puts = 0  # chunks put, ever
         self._taken = 0  # chunks handed to the reader, ever
         self._settled = 0  # chunks the reader is done with, ever
+        self._send_now: Callable[[bytes], int] | None = None
 
     @property
     def full(self) -> bool:
@@ -66,9 +74,32 @@ class Outbox:
     def closed(self) -> bool:
         return self._closed
 
+    def send_directly(self, send_now: Callable[[bytes], int]) -> None:
+        """Let writers hand small chunks straight to `send_now` while the reader waits
+        in `take` with nothing pending, rather than wake its task: at low rates
+        that wake-up, a scheduling round, is most of the time a message spends in
+        the plumber.
+
+        `send_now(data)` must not block: it takes what it can at once and returns
+        how many bytes that was (0 when it cannot, even on an error, which the
+        reader then meets on its own). The rest goes through the outbox. Chunks
+        are then just bytes: a chunk cut in two is not a message boundary.
+        """
+        self._send_now = send_now
+
     def put(self, chunk: Chunk) -> None:
         if self._closed:
             return
+        if (self._data_waiter is not None and self._send_now is not None
+                and len(chunk.data) <= SEND_DIRECTLY_MAX):
+            sent = self._send_now(chunk.data)
+            if sent == len(chunk.data):
+                self._puts += 1
+                self._taken += 1
+                self._settle()
+                return
+            if sent:
+                chunk = Chunk(chunk.data[sent:])
         if self._chunks is None:
             self._chunks = deque()
         self._chunks.append(chunk)
@@ -97,24 +128,30 @@ class Outbox:
     async def take(self) -> Chunk:
         """Everything pending, coalesced; after close, what is left and then EndOfChannel."""
         if self._settled != self._taken:  # back for more: done with what it took
-            self._settled = self._taken
-            if self._settle_waiter is not None:
-                self._settle_waiter.set()
-                self._settle_waiter = None
+            self._settle()
         if self._chunks:
             await trio.lowlevel.checkpoint()
         while not self._chunks:
             if self._closed:
                 await trio.lowlevel.checkpoint()
                 raise trio.EndOfChannel
-            self._data_waiter = trio.Event()
-            await self._data_waiter.wait()
+            waiter = self._data_waiter = trio.Event()
+            try:
+                await waiter.wait()
+            finally:  # cancelled too: a reader that is not waiting takes nothing directly
+                self._data_waiter = None
         chunk = self._coalesce()
         self._size -= len(chunk.data)
         if self._room_waiter is not None:
             self._room_waiter.set()
             self._room_waiter = None
         return chunk
+
+    def _settle(self) -> None:
+        self._settled = self._taken
+        if self._settle_waiter is not None:
+            self._settle_waiter.set()
+            self._settle_waiter = None
 
     def close(self) -> None:
         """The reader goes away: the reader gets EOF once drained, waiting writers go on."""

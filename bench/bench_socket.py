@@ -1,0 +1,406 @@
+#!/usr/bin/env python3
+"""The socket data path, measured end to end with real `minishell -pipe` clients,
+side by side with plain Unix (socat over a Unix socket) in the same run.
+
+Every figure of issue 3: stream 1 -> 1, fan-out to 64, round-robin and random
+over 4 readers, latency at low rate, start-up of `-pipe` and `-e`, and memory
+with 1000 idle attachments. Every byte every reader receives is checked: no
+message may be lost, duplicated or reordered.
+
+    python3 bench/bench_socket.py [--quick] [--minishell PATH]
+
+Without --minishell it installs the project into a fresh virtual environment
+(the console script is what users run, and what start-up is measured on).
+socat is installed with apt-get if missing (root only; else the baseline is
+skipped). --quick uses smaller runs for a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LINE = 16  # bytes per message, newline included
+
+
+def numbered_lines(count: int, start: int = 0) -> bytes:
+    """`count` distinct 16-byte lines: a zero-padded number and a newline."""
+    return b"".join(b"%015d\n" % n for n in range(start, start + count))
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+# -- the programs under test ----------------------------------------------------
+def install_in_venv(folder: Path) -> Path:
+    say(f"installing minishell into a fresh virtual environment in {folder} ...")
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    subprocess.run([str(folder / "bin" / "pip"), "install", "-q", str(ROOT)], check=True)
+    return folder / "bin" / "minishell"
+
+
+def find_socat() -> str | None:
+    socat = shutil.which("socat")
+    if socat is None and os.geteuid() == 0:
+        say("installing socat for the plain-Unix baseline ...")
+        subprocess.run(["apt-get", "install", "-y", "-q", "socat"], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        socat = shutil.which("socat")
+    if socat is None:
+        say("socat is not available: the plain-Unix baselines are skipped")
+    return socat
+
+
+class Daemon:
+    """`minishell -nostdin` in its own base folder, with helpers to drive it."""
+
+    def __init__(self, minishell: Path, base: Path) -> None:
+        self.minishell = str(minishell)
+        self.base = str(base)
+        self.process = subprocess.Popen([self.minishell, "-nostdin", "-base", self.base],
+                                        stdin=subprocess.DEVNULL)
+        self.wait_for(lambda: os.path.exists(os.path.join(self.base, "minimega")), "the socket")
+
+    def command(self, *words: str) -> str:
+        done = subprocess.run([self.minishell, "-base", self.base, "-e", *words],
+                              capture_output=True, text=True, check=True, timeout=30)
+        return done.stdout
+
+    def readers(self, pipe: str) -> int:
+        listing = self.command(".annotate", "false", ".headers", "false", ".columns",
+                               "name,readers", ".filter", f"name=minimega//{pipe}", "pipe")
+        return int(listing.split("|")[1]) if listing.strip() else 0
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out waiting for {what}")
+            time.sleep(0.005)
+
+    def attach(self, pipe: str, stdout: int | Path) -> subprocess.Popen[bytes]:
+        """A `-pipe` client whose stdin we keep open (like `tail -f /dev/null | ...`)."""
+        out = open(stdout, "wb") if isinstance(stdout, Path) else stdout  # noqa: SIM115
+        try:
+            return subprocess.Popen([self.minishell, "-base", self.base, "-pipe", pipe],
+                                    stdin=subprocess.PIPE, stdout=out)
+        finally:
+            if isinstance(stdout, Path):
+                out.close()
+
+    def rss_kib(self) -> int:
+        return rss_kib(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=10)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def pss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no Pss for {pid}")
+
+
+def close_readers(readers: list[subprocess.Popen[bytes]]) -> None:
+    """EOF on their stdin: each client leaves and must exit 0."""
+    for reader in readers:
+        assert reader.stdin is not None
+        reader.stdin.close()
+    for reader in readers:
+        status = reader.wait(timeout=60)
+        if status != 0:
+            raise RuntimeError(f"a -pipe client exited {status}")
+
+
+def wait_for_sizes(files: list[Path], sizes: list[int], timeout: float = 120) -> float:
+    """Seconds until every file has its size (what its reader must receive)."""
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    pending = list(zip(files, sizes, strict=True))
+    while pending:
+        pending = [(f, s) for f, s in pending if f.stat().st_size < s]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(pending)} readers still short after {timeout} s")
+        time.sleep(0.001)
+    return time.perf_counter() - started
+
+
+# -- the scenarios -----------------------------------------------------------------
+def stream(daemon: Daemon, folder: Path, data_file: Path, lines: int,
+           readers: int) -> float:
+    """Messages/s from one `-pipe` writer to `readers` `-pipe` readers; all bytes checked."""
+    outputs = [folder / f"out{n}" for n in range(readers)]
+    clients = [daemon.attach("stream", out) for out in outputs]
+    daemon.wait_for(lambda: daemon.readers("stream") == readers, "the readers")
+    started = time.perf_counter()
+    with open(data_file, "rb") as data:
+        writer = subprocess.Popen([daemon.minishell, "-base", daemon.base, "-pipe", "stream"],
+                                  stdin=data, stdout=subprocess.DEVNULL)
+    wait_for_sizes(outputs, [lines * LINE] * readers)
+    elapsed = time.perf_counter() - started
+    if writer.wait(timeout=60) != 0:
+        raise RuntimeError("the -pipe writer did not exit 0")
+    close_readers(clients)
+    expected = data_file.read_bytes()
+    for out in outputs:
+        if out.read_bytes() != expected:
+            raise RuntimeError(f"{out.name}: bytes lost, duplicated or reordered")
+        out.unlink()
+    daemon.command("clear", "pipe", "stream")
+    return lines / elapsed
+
+
+def shared(daemon: Daemon, folder: Path, data_file: Path, lines: int, mode: str,
+           readers: int) -> tuple[float, list[int]]:
+    """`mode` over `readers`: the writer feeds pipe src, a pipeline carries it to
+    pipe share (so the writer's own echo is not one of share's readers)."""
+    daemon.command("pipe", "share", "mode", mode)
+    daemon.command("plumb", "src", "share")
+    outputs = [folder / f"share{n}" for n in range(readers)]
+    clients = [daemon.attach("share", out) for out in outputs]
+    daemon.wait_for(lambda: daemon.readers("share") == readers, "the readers")
+    started = time.perf_counter()
+    with open(data_file, "rb") as data:
+        writer = subprocess.Popen([daemon.minishell, "-base", daemon.base, "-pipe", "src"],
+                                  stdin=data, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while sum(out.stat().st_size for out in outputs) < lines * LINE:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{mode}: messages missing after 120 s")
+        time.sleep(0.001)
+    elapsed = time.perf_counter() - started
+    if writer.wait(timeout=60) != 0:
+        raise RuntimeError("the -pipe writer did not exit 0")
+    close_readers(clients)
+    seen = bytearray(lines)
+    counts = []
+    for out in outputs:
+        received = [int(line) for line in out.read_bytes().split(b"\n")[:-1]]
+        if received != sorted(received):
+            raise RuntimeError(f"{mode}: {out.name} got messages out of order")
+        for number in received:
+            seen[number] += 1
+        counts.append(len(received))
+        out.unlink()
+    if seen.count(1) != lines:
+        raise RuntimeError(f"{mode}: messages lost or duplicated")
+    daemon.command("clear", "plumb")
+    daemon.command("clear", "pipe")
+    return lines / elapsed, counts
+
+
+def latency(daemon: Daemon, samples: int) -> tuple[float, float]:
+    """p50 and p99 in µs, one message at a time (1 ms apart), writer -> reader."""
+    reader = subprocess.Popen([daemon.minishell, "-base", daemon.base, "-pipe", "lat"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    daemon.wait_for(lambda: daemon.readers("lat") == 1, "the reader")
+    writer = subprocess.Popen([daemon.minishell, "-base", daemon.base, "-pipe", "lat"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    daemon.wait_for(lambda: daemon.readers("lat") == 2, "the writer")
+    return measure_latency(writer, reader, samples, lambda: close_readers([reader, writer]))
+
+
+def measure_latency(writer: subprocess.Popen[bytes], reader: subprocess.Popen[bytes],
+                    samples: int, finish: Callable[[], None]) -> tuple[float, float]:
+    assert writer.stdin is not None and reader.stdout is not None
+    sent: dict[int, int] = {}
+    delays: list[float] = []
+    stdout = reader.stdout
+
+    def receive() -> None:
+        for _ in range(samples):
+            line = stdout.readline()
+            now = time.perf_counter_ns()
+            delays.append((now - sent[int(line)]) / 1000)
+
+    receiver = threading.Thread(target=receive)
+    receiver.start()
+    for number in range(samples):
+        sent[number] = time.perf_counter_ns()
+        os.write(writer.stdin.fileno(), b"%015d\n" % number)
+        time.sleep(0.001)
+    receiver.join(timeout=30)
+    finish()
+    if len(delays) != samples:
+        raise RuntimeError("latency: messages lost")
+    cuts = statistics.quantiles(delays, n=100)
+    return cuts[49], cuts[98]
+
+
+def startup(daemon: Daemon, runs: int) -> tuple[float, float, float, float]:
+    """Median ms of `echo hi | minishell -pipe foo`, `minishell -e pipe`, `/bin/true`,
+    and the environment's own `python -c pass` (what no Python client can go below)."""
+
+    def median_ms(argv: list[str], stdin: bytes | None) -> float:
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL, check=True)
+            times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times)
+
+    pipe = median_ms([daemon.minishell, "-base", daemon.base, "-pipe", "start"], b"hi\n")
+    command = median_ms([daemon.minishell, "-base", daemon.base, "-e", "pipe"], None)
+    true = median_ms(["/bin/true"], None)
+    python = median_ms([str(Path(daemon.minishell).with_name("python")), "-c", "pass"], None)
+    daemon.command("clear", "pipe", "start")
+    return pipe, command, true, python
+
+
+def idle_attachments(daemon: Daemon, count: int) -> tuple[float, int, int]:
+    """Daemon KiB per attachment, and one client's RSS and PSS in KiB."""
+    before = daemon.rss_kib()
+    clients = [daemon.attach("idle", subprocess.DEVNULL) for _ in range(count)]
+    daemon.wait_for(lambda: daemon.readers("idle") == count, "the attachments", timeout=300)
+    growth = (daemon.rss_kib() - before) / count
+    rss = statistics.median(rss_kib(c.pid) for c in clients[:50])
+    pss = statistics.median(pss_kib(c.pid) for c in clients[:50])
+    close_readers(clients)
+    daemon.command("clear", "pipe", "idle")
+    return growth, int(rss), int(pss)
+
+
+# -- the plain-Unix baseline ----------------------------------------------------
+@contextmanager
+def socat_listener(socat: str, path: Path, out: Path | int) -> Iterator[subprocess.Popen[bytes]]:
+    sink = open(out, "wb") if isinstance(out, Path) else None  # noqa: SIM115
+    listener = subprocess.Popen(
+        [socat, "-u", f"UNIX-LISTEN:{path}", "STDOUT"],
+        stdout=sink if sink is not None else out)
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("socat did not listen")
+            time.sleep(0.001)
+        yield listener
+    finally:
+        if sink is not None:
+            sink.close()
+        listener.wait(timeout=60)
+
+
+def socat_stream(socat: str, folder: Path, data_file: Path, lines: int) -> float:
+    out = folder / "socat.out"
+    path = folder / "socat.sock"
+    with socat_listener(socat, path, out):
+        started = time.perf_counter()
+        subprocess.run([socat, "-u", f"FILE:{data_file}", f"UNIX-CONNECT:{path}"], check=True)
+        wait_for_sizes([out], [lines * LINE])
+        elapsed = time.perf_counter() - started
+    if out.read_bytes() != data_file.read_bytes():
+        raise RuntimeError("socat: bytes differ")
+    out.unlink()
+    return lines / elapsed
+
+
+def socat_latency(socat: str, folder: Path, samples: int) -> tuple[float, float]:
+    path = folder / "socat-lat.sock"
+    with socat_listener(socat, path, subprocess.PIPE) as reader:
+        writer = subprocess.Popen([socat, "-u", "STDIN", f"UNIX-CONNECT:{path}"],
+                                  stdin=subprocess.PIPE)
+
+        def finish() -> None:
+            assert writer.stdin is not None
+            writer.stdin.close()
+            writer.wait(timeout=10)
+
+        result = measure_latency(writer, reader, samples, finish)
+    return result
+
+
+# -- the report --------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small runs (a smoke test)")
+    parser.add_argument("--minishell", type=Path, help="use this console script")
+    options = parser.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1000 clients' pipes
+    scale = 10 if options.quick else 1
+    stream_lines = 10_000_000 // scale
+    fan_lines = 500_000 // scale
+    shared_lines = 2_000_000 // scale
+    attachments = 1000 // scale
+
+    with tempfile.TemporaryDirectory(prefix="minishell-bench-") as tmp:
+        folder = Path(tmp)
+        minishell = options.minishell or install_in_venv(folder / "venv")
+        socat = find_socat()
+        work = Path(tempfile.mkdtemp(prefix="bench-", dir="/dev/shm")) if Path(
+            "/dev/shm").is_dir() else folder
+        try:
+            data = work / "data"
+            data.write_bytes(numbered_lines(stream_lines))
+            daemon = Daemon(minishell, folder / "base")
+            results: list[tuple[str, str, str, str]] = []
+            try:
+                rate = stream(daemon, work, data, stream_lines, readers=1)
+                base = socat_stream(socat, work, data, stream_lines) if socat else None
+                results.append(("stream 1 -> 1, 16 B lines", f"{rate / 1e6:.2f}M msg/s",
+                                f"socat {base / 1e6:.1f}M lines/s ({rate / base:.2f}x)"
+                                if base else "-", "6M msg/s and 0.3x socat; minimega 61k"))
+                data.write_bytes(numbered_lines(fan_lines))
+                rate = stream(daemon, work, data, fan_lines, readers=64)
+                results.append(("fan-out to 64 readers", f"{rate * 64 / 1e6:.2f}M deliveries/s",
+                                "-", "5M deliveries/s; minimega 42k"))
+                data.write_bytes(numbered_lines(shared_lines))
+                for mode in ("round-robin", "random"):
+                    rate, counts = shared(daemon, work, data, shared_lines, mode, readers=4)
+                    spread = max(abs(c - shared_lines / 4) for c in counts) / (shared_lines / 4)
+                    results.append((f"{mode}, 4 readers", f"{rate / 1e6:.2f}M msg/s",
+                                    f"split {counts} (max {spread:.2%} off even)",
+                                    "1M msg/s, within 1%; minimega 30-33k"))
+                p50, p99 = latency(daemon, 2000 // scale)
+                base_lat = socat_latency(socat, work, 2000 // scale) if socat else None
+                results.append(("latency p50 / p99", f"{p50:.0f} / {p99:.0f} us",
+                                f"socat {base_lat[0]:.0f} / {base_lat[1]:.0f} us"
+                                if base_lat else "-", "250 / 500 us; minimega 188 / 369"))
+                pipe_ms, e_ms, true_ms, python_ms = startup(daemon, 40 // min(scale, 4))
+                baseline = f"/bin/true {true_ms:.1f} ms, python -c pass {python_ms:.1f} ms"
+                results.append(("echo hi | minishell -pipe foo", f"{pipe_ms:.1f} ms median",
+                                baseline, "12 ms; minimega 17.4"))
+                results.append(("minishell -e pipe", f"{e_ms:.1f} ms median", baseline,
+                                "12 ms; minimega 17.4"))
+                growth, rss, pss = idle_attachments(daemon, attachments)
+                results.append((f"{attachments} idle -pipe attachments",
+                                f"daemon +{growth:.1f} KiB each; client RSS {rss / 1024:.1f} MB,"
+                                f" PSS {pss / 1024:.1f} MB", "-",
+                                "10 KiB, 4 MB; minimega +9 KiB, 13.4 MB"))
+            finally:
+                daemon.stop()
+        finally:
+            if work != folder:
+                shutil.rmtree(work, ignore_errors=True)
+    say("")
+    say(f"{'scenario':32} | {'minishell':40} | {'plain Unix, same run':38} | target")
+    for row in results:
+        say(f"{row[0]:32} | {row[1]:40} | {row[2]:38} | {row[3]}")
+    say("every message checked: none lost, duplicated or reordered")
+
+
+if __name__ == "__main__":
+    main()

@@ -32,6 +32,16 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def reap(process: "subprocess.Popen[bytes] | subprocess.Popen[str]") -> None:
+    """Whatever a test did, the process is gone and its pipes closed."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+
+
 def test_version() -> None:
     done = run("-version")
     assert done.returncode == 0
@@ -123,12 +133,7 @@ def test_sigterm_ends_everything_within_a_second() -> None:
         assert time.monotonic() - started < 1.5
         assert processes_with(f"sleep\0{marker}") == []
     finally:
-        if shell.poll() is None:
-            shell.kill()
-            shell.wait()
-        for stream in (shell.stdin, shell.stdout, shell.stderr):
-            if stream is not None:
-                stream.close()
+        reap(shell)
 
 
 def test_sigterm_during_start_up_scripts_leaves_no_child(tmp_path: Path) -> None:
@@ -148,12 +153,7 @@ def test_sigterm_during_start_up_scripts_leaves_no_child(tmp_path: Path) -> None
         assert processes_with(f"sleep\0{stage}") == []
         assert processes_with(f"sleep\0{command}") == []
     finally:
-        if shell.poll() is None:
-            shell.kill()
-            shell.wait()
-        for stream in (shell.stdout, shell.stderr):
-            if stream is not None:
-                stream.close()
+        reap(shell)
 
 
 def test_ctrl_c_on_a_script_is_a_quiet_exit_130() -> None:
@@ -168,12 +168,7 @@ def test_ctrl_c_on_a_script_is_a_quiet_exit_130() -> None:
         assert shell.wait(timeout=5) == 130
         assert shell.stderr is not None and shell.stderr.read() == b""
     finally:
-        if shell.poll() is None:
-            shell.kill()
-            shell.wait()
-        for stream in (shell.stdin, shell.stdout, shell.stderr):
-            if stream is not None:
-                stream.close()
+        reap(shell)
 
 
 def test_a_reader_that_leaves_early_is_not_an_error() -> None:

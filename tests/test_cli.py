@@ -32,7 +32,7 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-def reap(process: "subprocess.Popen[bytes] | subprocess.Popen[str]") -> None:
+def reap(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
     """Whatever a test did, the process is gone and its pipes closed."""
     if process.poll() is None:
         process.kill()

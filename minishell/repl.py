@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import TextIO
 
@@ -114,17 +114,10 @@ class CommandCompleter(Completer):
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
     ) -> Iterator[Completion]:
-        names = typeable_pipe_names(self._session.plumber.names(), self._session.namespace)
+        names = self._session.typeable_pipe_names()
         word = document.get_word_before_cursor(WORD=True)
         for candidate in complete(document.text_before_cursor, names):
             yield Completion(candidate, start_position=-len(word))
-
-
-def typeable_pipe_names(full_names: Iterable[str], namespace: str) -> list[str]:
-    """Every pipe by its full name, and the active namespace's also without it."""
-    local = f"{namespace}//"
-    full = list(full_names)
-    return full + [name.removeprefix(local) for name in full if name.startswith(local)]
 
 
 async def _prompt_loop(

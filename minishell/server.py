@@ -199,7 +199,7 @@ class ControlServer:
         if (request.command == "") == (request.suggest == ""):
             return _reply(Response(session.hostname, error=_NEITHER), more=False)
         if request.suggest:
-            return _suggest_reply(complete(request.suggest, session.plumber.names()))
+            return _suggest_reply(complete(request.suggest, session.typeable_pipe_names()))
         responses = await session.run_line(request.command)
         if not responses:
             return _reply(None, more=False)

@@ -150,6 +150,13 @@ class Session:
     def _table(self, flags: Flags, header: list[str], rows: list[list[str]]) -> Response:
         return Response(self.hostname, header=header, tabular=rows, flags=flags)
 
+    def typeable_pipe_names(self) -> list[str]:
+        """Pipe names as a user may type them, for completion: every pipe by its
+        full name, and the active namespace's also without it."""
+        local = f"{self.namespace}//"
+        full = self.plumber.names()
+        return [*full, *(name.removeprefix(local) for name in full if name.startswith(local))]
+
     def full_name(self, pipe: str) -> str:
         """fqnsPipe: a name without `//` lives in the active namespace."""
         return pipe if "//" in pipe else f"{self.namespace}//{pipe}"

@@ -212,3 +212,9 @@ async def test_pipelines_that_multiply_messages_do_not_hang_writes(session: Sess
         await session.run_line("pipe a y")
         await session.run_line("clear plumb")
     assert await output(session, "plumb") == [("", "")]
+
+
+async def test_completion_offers_short_names_in_the_active_namespace(session: Session) -> None:
+    await session.run_line("pipe foo x")
+    await session.run_line("pipe other//bar y")
+    assert sorted(session.typeable_pipe_names()) == ["foo", "minimega//foo", "other//bar"]

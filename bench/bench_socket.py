@@ -149,20 +149,35 @@ def wait_for_sizes(files: list[Path], sizes: list[int], timeout: float = 120) ->
 
 
 # -- the scenarios -----------------------------------------------------------------
+def attach_readers(daemon: Daemon, pipe: str, outputs: list[Path]) -> list[subprocess.Popen[bytes]]:
+    """One `-pipe` reader per output file, returned once the daemon counts them all."""
+    clients = [daemon.attach(pipe, out) for out in outputs]
+    daemon.wait_for(lambda: daemon.readers(pipe) == len(outputs), "the readers")
+    return clients
+
+
+def start_writer(daemon: Daemon, pipe: str, data_file: Path) -> subprocess.Popen[bytes]:
+    """A `-pipe` writer fed the whole data file (its own echo goes nowhere)."""
+    with open(data_file, "rb") as data:
+        return subprocess.Popen([daemon.minishell, "-base", daemon.base, "-pipe", pipe],
+                                stdin=data, stdout=subprocess.DEVNULL)
+
+
+def finish_writer(writer: subprocess.Popen[bytes]) -> None:
+    if writer.wait(timeout=60) != 0:
+        raise RuntimeError("the -pipe writer did not exit 0")
+
+
 def stream(daemon: Daemon, folder: Path, data_file: Path, lines: int,
            readers: int) -> float:
     """Messages/s from one `-pipe` writer to `readers` `-pipe` readers; all bytes checked."""
     outputs = [folder / f"out{n}" for n in range(readers)]
-    clients = [daemon.attach("stream", out) for out in outputs]
-    daemon.wait_for(lambda: daemon.readers("stream") == readers, "the readers")
+    clients = attach_readers(daemon, "stream", outputs)
     started = time.perf_counter()
-    with open(data_file, "rb") as data:
-        writer = subprocess.Popen([daemon.minishell, "-base", daemon.base, "-pipe", "stream"],
-                                  stdin=data, stdout=subprocess.DEVNULL)
+    writer = start_writer(daemon, "stream", data_file)
     wait_for_sizes(outputs, [lines * LINE] * readers)
     elapsed = time.perf_counter() - started
-    if writer.wait(timeout=60) != 0:
-        raise RuntimeError("the -pipe writer did not exit 0")
+    finish_writer(writer)
     close_readers(clients)
     expected = data_file.read_bytes()
     for out in outputs:
@@ -180,20 +195,16 @@ def shared(daemon: Daemon, folder: Path, data_file: Path, lines: int, mode: str,
     daemon.command("pipe", "share", "mode", mode)
     daemon.command("plumb", "src", "share")
     outputs = [folder / f"share{n}" for n in range(readers)]
-    clients = [daemon.attach("share", out) for out in outputs]
-    daemon.wait_for(lambda: daemon.readers("share") == readers, "the readers")
+    clients = attach_readers(daemon, "share", outputs)
     started = time.perf_counter()
-    with open(data_file, "rb") as data:
-        writer = subprocess.Popen([daemon.minishell, "-base", daemon.base, "-pipe", "src"],
-                                  stdin=data, stdout=subprocess.DEVNULL)
+    writer = start_writer(daemon, "src", data_file)
     deadline = time.monotonic() + 120
     while sum(out.stat().st_size for out in outputs) < lines * LINE:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{mode}: messages missing after 120 s")
         time.sleep(0.001)
     elapsed = time.perf_counter() - started
-    if writer.wait(timeout=60) != 0:
-        raise RuntimeError("the -pipe writer did not exit 0")
+    finish_writer(writer)
     close_readers(clients)
     seen = bytearray(lines)
     counts = []

@@ -304,6 +304,10 @@ class Connection:
             value, _ = self._scan_json(line, len(line) - len(line.lstrip()))
         except (StopIteration, ValueError):
             value = None
+        except SystemError:
+            # _json raises most syntax errors as json.decoder.JSONDecodeError,
+            # which it finds only when json is loaded; here it is not, on purpose.
+            value = None
         if not isinstance(value, dict):
             raise ClientError(f"unexpected reply from {self.path}: {line[:80]}")
         return value

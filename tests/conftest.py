@@ -1,12 +1,15 @@
-"""Shared fixtures: a real Plumber, and a real Session over one, owned by the test's nursery."""
+"""Shared fixtures: a real Plumber, and a real Session over one, owned by the test's
+nursery; the two front ends of the `minishell` command, for client tests."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import trio
+from launchers import PYTHON_FRONT_END, install_launcher
 from plumbing import children
 
 from minishell import kit
@@ -31,3 +34,17 @@ async def session(nursery: trio.Nursery) -> AsyncIterator[Session]:
     await new.run_line(".annotate false")
     yield new
     await plumber.aclose()
+
+
+@pytest.fixture(scope="session")
+def compiled_minishell(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return install_launcher(tmp_path_factory.mktemp("bin"))
+
+
+@pytest.fixture(params=["python", "compiled"])
+def minishell(request: pytest.FixtureRequest) -> list[str]:
+    """The command line that starts `minishell`: the Python front end, or the
+    compiled launcher that serves -pipe and -e itself (README: The control socket)."""
+    if request.param == "python":
+        return PYTHON_FRONT_END
+    return [str(request.getfixturevalue("compiled_minishell"))]

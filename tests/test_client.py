@@ -20,18 +20,20 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from launchers import PYTHON_FRONT_END, install_launcher
 
 from minishell import client
 from minishell.cli import DEFAULT_BASE, ClientCall, scan_client
 
-MINISHELL = [sys.executable, "-c", "import sys; from minishell.cli import main; sys.exit(main())"]
 LINE_MAX = client.LINE_MAX
 ACK = b'{"Raw":true}\n'
 TIMEOUT = 20
 
 
-def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*MINISHELL, *args], input=stdin, capture_output=True,
+def run(minishell: list[str], *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*minishell, *args], input=stdin, capture_output=True,
                           timeout=TIMEOUT, check=False)
 
 
@@ -190,9 +192,9 @@ def echo_command(command: str) -> list[dict[str, object]]:
 
 
 def test_pipe_sends_every_line_and_copies_its_own_echo(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(raw_echo)
-    done = run("-base", str(base), "-pipe", "foo", stdin=b"a\nb\n\nc")
+    done = run(minishell, "-base", str(base), "-pipe", "foo", stdin=b"a\nb\n\nc")
     assert (done.returncode, done.stderr) == (0, b"")
     assert server.requests == [{"PlumbPipe": "minimega//foo", "Raw": True}]
     assert server.received == b"a\nb\n\nc"  # the half-close ends the last line
@@ -200,42 +202,42 @@ def test_pipe_sends_every_line_and_copies_its_own_echo(
 
 
 def test_pipe_keeps_a_namespace_and_takes_both_flag_spellings(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(raw_echo)
-    assert run(f"--base={base}", "--pipe=ns//foo").returncode == 0
+    assert run(minishell, f"--base={base}", "--pipe=ns//foo").returncode == 0
     assert server.requests == [{"PlumbPipe": "ns//foo", "Raw": True}]
 
 
-def test_pipe_moves_bulk_data_intact(base: Path, serve: Serve) -> None:
+def test_pipe_moves_bulk_data_intact(base: Path, serve: Serve, minishell: list[str]) -> None:
     lines = b"".join(b"%d\n" % number for number in range(200_000))
     server = serve(raw_echo)
-    done = run("-base", str(base), "-pipe", "bulk", stdin=lines)
+    done = run(minishell, "-base", str(base), "-pipe", "bulk", stdin=lines)
     assert (done.returncode, done.stderr) == (0, b"")
     assert server.received == lines
     assert done.stdout == lines
 
 
-def test_pipe_without_a_daemon_is_one_line(base: Path) -> None:
-    done = run("-base", str(base), "-pipe", "foo", stdin=b"x\n")
+def test_pipe_without_a_daemon_is_one_line(base: Path, minishell: list[str]) -> None:
+    done = run(minishell, "-base", str(base), "-pipe", "foo", stdin=b"x\n")
     assert done.stderr == (
         f"minishell: cannot connect to {base}/minimega: no such file or directory\n".encode())
     assert (done.returncode, done.stdout) == (1, b"")
 
 
-def test_a_stale_socket_is_connection_refused(base: Path) -> None:
+def test_a_stale_socket_is_connection_refused(base: Path, minishell: list[str]) -> None:
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(base / "minimega"))
     stale.close()  # the file stays, nobody listens
-    done = run("-base", str(base), "-e", "pipe")
+    done = run(minishell, "-base", str(base), "-e", "pipe")
     assert done.stderr == (
         f"minishell: cannot connect to {base}/minimega: connection refused\n".encode())
     assert done.returncode == 1
 
 
 def test_daemon_gone_mid_stream_is_one_line_and_status_1(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(raw_drop_after(2))
-    process = subprocess.Popen([*MINISHELL, "-base", str(base), "-pipe", "foo"],
+    process = subprocess.Popen([*minishell, "-base", str(base), "-pipe", "foo"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     try:
@@ -252,9 +254,9 @@ def test_daemon_gone_mid_stream_is_one_line_and_status_1(
 
 
 def test_a_line_of_1_mib_is_refused_and_nothing_of_it_sent(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(raw_echo)
-    done = run("-base", str(base), "-pipe", "foo",
+    done = run(minishell, "-base", str(base), "-pipe", "foo",
                stdin=b"before\n" + b"x" * LINE_MAX + b"\nafter\n")
     assert done.stderr == b"minishell: line longer than 1 MiB on stdin\n"
     assert done.returncode == 1
@@ -263,28 +265,28 @@ def test_a_line_of_1_mib_is_refused_and_nothing_of_it_sent(
 
 
 def test_a_last_line_of_1_mib_without_newline_is_refused(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(raw_echo)
-    done = run("-base", str(base), "-pipe", "foo", stdin=b"ok\n" + b"y" * LINE_MAX)
+    done = run(minishell, "-base", str(base), "-pipe", "foo", stdin=b"ok\n" + b"y" * LINE_MAX)
     assert (done.returncode, done.stderr) == (1, b"minishell: line longer than 1 MiB on stdin\n")
     assert server.handled.wait(TIMEOUT)
     assert server.received == b"ok\n"
 
 
 def test_a_line_just_under_1_mib_goes_through(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     longest = b"z" * (LINE_MAX - 1) + b"\n"
     server = serve(raw_echo)
-    done = run("-base", str(base), "-pipe", "foo", stdin=b"a\n" + longest + longest)
+    done = run(minishell, "-base", str(base), "-pipe", "foo", stdin=b"a\n" + longest + longest)
     assert (done.returncode, done.stderr) == (0, b"")
     assert server.received == b"a\n" + longest + longest
     assert done.stdout == server.received
 
 
 def test_a_server_without_raw_mode_is_one_line(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(minimega_pipe)
-    process = subprocess.Popen([*MINISHELL, "-base", str(base), "-pipe", "foo"],
+    process = subprocess.Popen([*minishell, "-base", str(base), "-pipe", "foo"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     try:
@@ -312,9 +314,9 @@ def test_a_server_that_never_acks_is_not_raw() -> None:
         assert theirs.recv(1 << 16) == b'{"PlumbPipe":"minimega//foo","Raw":true}\n'
 
 
-def test_the_pipe_name_is_json_escaped(base: Path, serve: Serve) -> None:
+def test_the_pipe_name_is_json_escaped(base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(raw_echo)
-    assert run("-base", str(base), "-pipe", 'a"b\\c\u00e9').returncode == 0
+    assert run(minishell, "-base", str(base), "-pipe", 'a"b\\c\u00e9').returncode == 0
     assert server.requests == [{"PlumbPipe": 'minimega//a"b\\c\u00e9', "Raw": True}]
 
 
@@ -322,77 +324,181 @@ def test_the_pipe_name_is_json_escaped(base: Path, serve: Serve) -> None:
 
 
 def test_e_sends_quote_joined_words_and_prints_rendered(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(commands(echo_command))
-    done = run("-base", str(base), "-e", "pipe", "foo", "two words", '""')
+    done = run(minishell, "-base", str(base), "-e", "pipe", "foo", "two words", '""')
     assert server.requests == [{"Command": 'pipe foo "two words" ""'}]
     assert (done.returncode, done.stdout, done.stderr) == (
         0, b'ran: pipe foo "two words" ""\n', b"")
 
 
-def test_e_sends_a_single_word_as_it_is(base: Path, serve: Serve) -> None:
+def test_e_sends_a_single_word_as_it_is(base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(commands(echo_command))
-    assert run("-base", str(base), "-e", "pipe foo hi").returncode == 0
+    assert run(minishell, "-base", str(base), "-e", "pipe foo hi").returncode == 0
     assert server.requests == [{"Command": "pipe foo hi"}]
 
 
 def test_e_prints_every_reply_and_errors_on_stderr_and_exits_1(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     def replies(command: str) -> list[dict[str, object]]:
         return [reply("first", more=True), reply(more=True),
                 reply("", "no such pipe: foo\n", host="h2")]
 
     serve(commands(replies))
-    done = run("-base", str(base), "-e", "pipe", "foo")
+    done = run(minishell, "-base", str(base), "-e", "pipe", "foo")
     assert done.stdout == b"first\n"
     assert done.stderr == b"Error (h2): no such pipe: foo\n"
     assert done.returncode == 1
 
 
-def test_e_with_a_namespace(base: Path, serve: Serve) -> None:
+def test_e_with_a_namespace(base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(commands(echo_command))
-    assert run("-base", str(base), "-namespace", "lab", "-e", "pipe").returncode == 0
-    assert run("-e", "-base", str(base), "--namespace=two words", "pipe", "x y").returncode == 0
+    assert run(minishell, "-base", str(base), "-namespace", "lab", "-e", "pipe").returncode == 0
+    done = run(minishell, "-e", "-base", str(base), "--namespace=two words", "pipe", "x y")
+    assert done.returncode == 0
     assert server.requests == [{"Command": "namespace lab pipe"},
                                {"Command": 'namespace "two words" pipe "x y"'}]
 
 
 def test_e_with_an_empty_command_sends_nothing(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(commands(echo_command))
-    done = run("-base", str(base), "-e")
+    done = run(minishell, "-base", str(base), "-e")
     assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
     assert server.handled.wait(TIMEOUT)
     assert server.requests == []
 
 
-def test_e_words_may_look_like_flags(base: Path, serve: Serve) -> None:
+def test_e_words_may_look_like_flags(base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(commands(echo_command))
-    assert run("-base", str(base), "-e", "echo", "-x", "--y").returncode == 0
+    assert run(minishell, "-base", str(base), "-e", "echo", "-x", "--y").returncode == 0
     assert server.requests == [{"Command": "echo -x --y"}]
 
 
 def test_e_goes_through_argparse_with_other_flags(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(commands(echo_command))
-    done = run("-level", "debug", "-base", str(base), "-e", "pipe")
+    done = run(minishell, "-level", "debug", "-base", str(base), "-e", "pipe")
     assert (done.returncode, done.stdout) == (0, b"ran: pipe\n")
     assert server.requests == [{"Command": "pipe"}]
 
 
 def test_e_when_the_daemon_leaves_before_answering(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     def hang_up(conn: socket.socket, server: FakeServer) -> None:
         server.read_request(conn, bytearray())
 
     serve(hang_up)
-    done = run("-base", str(base), "-e", "pipe")
+    done = run(minishell, "-base", str(base), "-e", "pipe")
     assert done.stderr == f"minishell: connection to {base}/minimega lost\n".encode()
     assert done.returncode == 1
 
 
-def test_e_without_a_daemon(base: Path) -> None:
-    done = run("-base", str(base), "-e", "pipe")
+def replies_as_sent(*lines: bytes) -> Handler:
+    """Answer one Command with these reply lines, byte for byte."""
+
+    def handler(conn: socket.socket, server: FakeServer) -> None:
+        server.read_request(conn, bytearray())
+        conn.sendall(b"".join(line + b"\n" for line in lines))
+        conn.recv(1)  # until the client leaves
+
+    return handler
+
+
+@pytest.mark.parametrize(("lines", "stdout", "stderr"), [
+    ([rb'{"Rendered":"caf\u00e9 \ud83d\ude00 x\u00e9\n\ty","More":false,"Resp":[]}'],
+     "café 😀 xé\n\ty\n", ""),
+    ([rb'{"Rendered":"q\"b\\s\/n\nr\rt\tb\bf\f"}'], 'q"b\\s/n\nr\rt\tb\bf\f\n', ""),
+    ([b"", b"  \t", b'  {"Rendered":"a","More":true}', b'{"Rendered":"b"}'], "a\nb\n", ""),
+    ([b'{"Rendered":"x","More":1}', b'{"Rendered":"y","More":[]}', b'{"Rendered":"z"}'],
+     "x\ny\n", ""),
+    ([b'{"Rendered":"first","Rendered":"second","Rendered":5}'], "", ""),
+    ([b'{"Rendered":"first","Rendered":"second"}'], "second\n", ""),
+    ([b'{"Rendered":"a\xffb\xe2\x82","Resp":null}'], "a\ufffdb\ufffd\n", ""),
+    ([b'{"Rendered":"ok"} and then garbage'], "ok\n", ""),
+    ([rb'{"Resp":[{"Host":"h1","Error":"e1"},{"Host":"h2","Error":""},{"Error":"e3\u3000 "},'
+      rb'5,null,{"Host":"h4","Error":"e4","Data":{"a":[1,2.5e-3,{"b":null}]}}],'
+      rb'"Rendered":"","Status":-1.5E3}'],
+     "", "Error (h1): e1\nError (): e3\u3000 \nError (h4): e4\n"),
+    ([rb'{"Resp":[{"Host":"h","Error":"bad\n\u00a0"}],"Rendered":"out"}'],
+     "out\n", "Error (h): bad\n"),
+])
+def test_e_reads_replies_as_minimegas_clients_do(
+        base: Path, serve: Serve, minishell: list[str],
+        lines: list[bytes], stdout: str, stderr: str) -> None:
+    serve(replies_as_sent(*lines))
+    done = run(minishell, "-base", str(base), "-e", "pipe")
+    assert (done.stdout.decode(), done.stderr.decode()) == (stdout, stderr)
+    assert done.returncode == (1 if stderr else 0)
+
+
+@pytest.mark.parametrize(("line", "shown"), [
+    (b"[1, 2]", "[1, 2]"),
+    (b'{"Rendered":"unterminated', '{"Rendered":"unterminated'),
+    (b'{"Rendered":"raw\tcontrol"}', '{"Rendered":"raw\tcontrol"}'),
+    (b'{"More":tru}', '{"More":tru}'),
+    (b'{"Resp":[{"Host":"h",}]}', '{"Resp":[{"Host":"h",}]}'),
+    (("é".encode() + b"\xff") * 50, "é\ufffd" * 40),  # 80 characters
+])
+def test_e_names_a_reply_it_cannot_read(
+        base: Path, serve: Serve, minishell: list[str], line: bytes, shown: str) -> None:
+    serve(replies_as_sent(line))
+    done = run(minishell, "-base", str(base), "-e", "pipe")
+    assert done.stderr.decode() == f"minishell: unexpected reply from {base}/minimega: {shown}\n"
+    assert (done.returncode, done.stdout) == (1, b"")
+
+
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)  # no lone surrogates
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=8)
+RESPONSES = st.lists(
+    st.fixed_dictionaries({}, optional={"Host": TEXT, "Error": TEXT, "Data": JSON_VALUES})
+    | JSON_VALUES, max_size=3)
+REPLIES = st.fixed_dictionaries({}, optional={
+    "Rendered": TEXT | JSON_VALUES, "Resp": RESPONSES | JSON_VALUES, "More": st.booleans(),
+    "Status": JSON_VALUES})
+
+
+@settings(max_examples=40, deadline=None)
+@given(replies=st.lists(REPLIES, min_size=1, max_size=3), ascii_only=st.booleans())
+def test_both_front_ends_show_any_replies_alike(
+        compiled_minishell: Path, replies: list[dict[str, object]], ascii_only: bool) -> None:
+    replies[-1]["More"] = False  # the last one ends the command
+    lines = [json.dumps(reply, ensure_ascii=ascii_only).encode() for reply in replies]
+    folder = Path(tempfile.mkdtemp(prefix="mscl", dir="/tmp"))
+    server = FakeServer(folder, replies_as_sent(*lines))
+    try:
+        outcomes = [run(minishell, "-base", str(folder), "-e", "pipe")
+                    for minishell in (PYTHON_FRONT_END, [str(compiled_minishell)])]
+    finally:
+        server.close()
+        shutil.rmtree(folder)
+    python, compiled = ((done.returncode, done.stdout, done.stderr) for done in outcomes)
+    assert python[0] in (0, 1), python
+    assert compiled == python
+
+
+def test_a_closed_stdout_ends_a_client_with_status_141(
+        base: Path, serve: Serve, minishell: list[str]) -> None:
+    serve(commands(echo_command))
+    serve(raw_echo, base / "raw")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader left, as `| head` does
+    try:
+        statuses = [
+            subprocess.run([*minishell, "-base", str(folder), *args], input=b"x\n",
+                           stdout=write_end, stderr=subprocess.PIPE, timeout=TIMEOUT,
+                           check=False)
+            for folder, args in ((base, ("-e", "pipe")), (base / "raw", ("-pipe", "foo")))]
+    finally:
+        os.close(write_end)
+    assert [(done.returncode, done.stderr) for done in statuses] == [(141, b"")] * 2
+
+
+def test_e_without_a_daemon(base: Path, minishell: list[str]) -> None:
+    done = run(minishell, "-base", str(base), "-e", "pipe")
     assert done.stderr == (
         f"minishell: cannot connect to {base}/minimega: no such file or directory\n".encode())
     assert done.returncode == 1
@@ -424,9 +530,9 @@ def test_the_client_path_imports_nothing_heavy(
 
 
 def test_attach_from_a_non_terminal_runs_lines_and_asks_before_quitting(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(commands(echo_command))
-    done = run("-base", str(base), "-namespace", "lab", "-attach",
+    done = run(minishell, "-base", str(base), "-namespace", "lab", "-attach",
                stdin=b"pipe\n\n  echo hi  \nquit\npipe\nquit\nquit\nnever\n")
     assert server.requests == [
         {"Command": "namespace lab pipe"}, {"Command": "namespace lab echo hi"},
@@ -437,9 +543,9 @@ def test_attach_from_a_non_terminal_runs_lines_and_asks_before_quitting(
 
 
 def test_attach_disconnect_leaves_and_errors_make_status_1(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(commands(lambda command: [reply("", "bad")]))
-    done = run("-base", str(base), "-attach", stdin=b"oops\ndisconnect\nnever\n")
+    done = run(minishell, "-base", str(base), "-attach", stdin=b"oops\ndisconnect\nnever\n")
     assert server.requests == [{"Command": "oops"}]
     assert (done.returncode, done.stderr) == (1, b"Error (vm): bad\n")
 
@@ -448,9 +554,9 @@ PROMPT_ENV = {**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
 
 
 def test_attach_prompt_completes_over_the_socket(
-        base: Path, serve: Serve) -> None:
+        base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(commands(echo_command, {"pipe fo": ["foobar"]}))
-    shell = pexpect.spawn(MINISHELL[0], [*MINISHELL[1:], "-base", str(base), "-attach"],
+    shell = pexpect.spawn(minishell[0], [*minishell[1:], "-base", str(base), "-attach"],
                           env=PROMPT_ENV, encoding="utf-8", timeout=10, dimensions=(24, 100))
     try:
         shell.expect(rf"minimega:{base}/minimega\$")
@@ -525,7 +631,41 @@ def test_the_fast_path_scan(argv: list[str], expected: tuple[object, ...] | None
     assert fields(scan_client(argv)) == expected
 
 
-def test_help_lists_the_client_and_server_flags() -> None:
-    done = run("-h")
+@pytest.fixture(scope="module")
+def launcher_with_recording_front_end(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The compiled launcher beside a stand-in minishell-py that prints its arguments."""
+    return install_launcher(tmp_path_factory.mktemp("recording"),
+                            front_end="#!/bin/sh\nprintf 'front end got:'\nprintf ' %s' \"$@\"\n")
+
+
+SCAN_CASES = [
+    ["-pipe", "foo"], ["--pipe=foo"], ["-e", "pipe", "-x"], ["-e", "--", "-pipe"],
+    ["-namespace", "ns", "-e"], ["-e", "-attach", "pipe"], ["-attach", "-pipe", "foo"],
+    ["-attach"], ["-attach", "-namespace=ns"], ["-pipe", "foo", "extra"], ["-pipe", ""],
+    ["-pipe"], ["-level", "debug", "-pipe", "foo"], ["-e=true", "pipe"], ["script.mm"], [],
+    ["-nostdin"], ["-h"], ["-version"], ["---pipe", "foo"],
+    ["-e", "pipe", "caf\u00e9"], ["-pipe", "tab\there"], ["-namespace", "\u00e9", "-e", "x"],
+]
+
+
+@pytest.mark.parametrize("argv", SCAN_CASES)
+def test_the_compiled_launcher_hands_python_all_it_does_not_serve(
+        launcher_with_recording_front_end: Path, base: Path, argv: list[str]) -> None:
+    """It serves what scan_client finds, -pipe and -e in printable ASCII, and
+    passes everything else on unchanged."""
+    argv = ["-base", str(base / "none"), *argv]
+    call = scan_client(argv)
+    served = (call is not None and bool(call.pipe or call.e)
+              and all(" " <= char <= "~" for char in "".join(argv)))
+    done = subprocess.run([launcher_with_recording_front_end, *argv], capture_output=True,
+                          timeout=TIMEOUT, check=False)
+    if served:
+        assert done.stderr.startswith(b"minishell: cannot connect to "), done
+    else:
+        assert done.stdout.decode() == "front end got:" + "".join(f" {arg}" for arg in argv)
+
+
+def test_help_lists_the_client_and_server_flags(minishell: list[str]) -> None:
+    done = run(minishell, "-h")
     for flag in ("-pipe NAME", "-e", "-attach", "-namespace NS", "-nostdin", "-force"):
         assert flag.encode() in done.stdout

@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,7 +20,6 @@ from pathlib import Path
 import pexpect
 import pytest
 
-MINISHELL = [sys.executable, "-c", "import sys; from minishell.cli import main; sys.exit(main())"]
 TIMEOUT = 30
 
 
@@ -55,15 +53,16 @@ class Output:
 class Processes:
     """Every process a test starts; all are stopped and reaped at its end."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, minishell: list[str]) -> None:
         self.base = base
+        self.minishell = minishell
         self.path = str(base / "minimega")
         self._started: list[subprocess.Popen[bytes]] = []
         self._outputs: list[Output] = []
 
     def start(self, *args: str, stdin: int | None = subprocess.PIPE,
               stdout: int | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([*MINISHELL, "-base", str(self.base), *args], stdin=stdin,
+        process = subprocess.Popen([*self.minishell, "-base", str(self.base), *args], stdin=stdin,
                                    stdout=stdout, stderr=subprocess.PIPE)
         self._started.append(process)
         return process
@@ -90,7 +89,7 @@ class Processes:
             return True
 
     def run(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([*MINISHELL, "-base", str(self.base), *args], input=stdin,
+        return subprocess.run([*self.minishell, "-base", str(self.base), *args], input=stdin,
                               capture_output=True, timeout=TIMEOUT, check=False)
 
     def pipes(self, *flags: str) -> dict[str, dict[str, str]]:
@@ -129,9 +128,10 @@ class Processes:
 
 
 @pytest.fixture
-def processes() -> Iterator[Processes]:
+def processes(minishell: list[str]) -> Iterator[Processes]:
+    """Processes started with either front end of the `minishell` command."""
     base = Path(tempfile.mkdtemp(prefix="mse2e", dir="/tmp"))  # a short socket path
-    started = Processes(base)
+    started = Processes(base, minishell)
     try:
         yield started
     finally:
@@ -254,7 +254,8 @@ ENV = {**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
 def test_attach_prompt_runs_commands_and_completes_pipe_names(processes: Processes) -> None:
     processes.daemon()
     assert processes.run("-e", "pipe", "tabby", "hello").returncode == 0
-    shell = pexpect.spawn(MINISHELL[0], [*MINISHELL[1:], "-base", str(processes.base), "-attach"],
+    command, *first_args = processes.minishell
+    shell = pexpect.spawn(command, [*first_args, "-base", str(processes.base), "-attach"],
                           env=ENV, encoding="utf-8", timeout=10, dimensions=(24, 120))
     try:
         prompt = rf"minimega:{processes.path}\$"

@@ -10,7 +10,8 @@ message may be lost, duplicated or reordered.
     python3 bench/bench_socket.py [--quick] [--minishell PATH]
 
 Without --minishell it installs the project into a fresh virtual environment
-(the console script is what users run, and what start-up is measured on).
+(the installed `minishell` command is what users run, and what start-up is
+measured on; its Python front end, minishell-py, is timed beside it).
 socat is installed with apt-get if missing (root only; else the baseline is
 skipped). --quick uses smaller runs for a smoke test.
 """
@@ -29,7 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,13 +95,9 @@ class Daemon:
 
     def attach(self, pipe: str, stdout: int | Path) -> subprocess.Popen[bytes]:
         """A `-pipe` client whose stdin we keep open (like `tail -f /dev/null | ...`)."""
-        out = open(stdout, "wb") if isinstance(stdout, Path) else stdout  # noqa: SIM115
-        try:
+        with open(stdout, "wb") if isinstance(stdout, Path) else nullcontext(stdout) as out:
             return subprocess.Popen([self.minishell, "-base", self.base, "-pipe", pipe],
                                     stdin=subprocess.PIPE, stdout=out)
-        finally:
-            if isinstance(stdout, Path):
-                out.close()
 
     def rss_kib(self) -> int:
         return rss_kib(self.process.pid)
@@ -261,9 +258,10 @@ def measure_latency(writer: subprocess.Popen[bytes], reader: subprocess.Popen[by
     return cuts[49], cuts[98]
 
 
-def startup(daemon: Daemon, runs: int) -> tuple[float, float, float, float]:
-    """Median ms of `echo hi | minishell -pipe foo`, `minishell -e pipe`, `/bin/true`,
-    and the environment's own `python -c pass` (what no Python client can go below)."""
+def startup(daemon: Daemon, runs: int) -> dict[str, float]:
+    """Median ms of `echo hi | minishell -pipe foo` and `minishell -e pipe`, with the
+    compiled command and with the Python front end (minishell-py), beside `/bin/true`
+    and the environment's own `python -c pass` (what no Python client goes below)."""
 
     def median_ms(argv: list[str], stdin: bytes | None) -> float:
         times = []
@@ -273,12 +271,17 @@ def startup(daemon: Daemon, runs: int) -> tuple[float, float, float, float]:
             times.append((time.perf_counter() - started) * 1000)
         return statistics.median(times)
 
-    pipe = median_ms([daemon.minishell, "-base", daemon.base, "-pipe", "start"], b"hi\n")
-    command = median_ms([daemon.minishell, "-base", daemon.base, "-e", "pipe"], None)
-    true = median_ms(["/bin/true"], None)
-    python = median_ms([str(Path(daemon.minishell).with_name("python")), "-c", "pass"], None)
+    front_end = str(Path(daemon.minishell).with_name("minishell-py"))
+    medians = {}
+    for name, command in (("minishell", daemon.minishell), ("minishell-py", front_end)):
+        medians[f"{name} -pipe"] = median_ms(
+            [command, "-base", daemon.base, "-pipe", "start"], b"hi\n")
+        medians[f"{name} -e"] = median_ms([command, "-base", daemon.base, "-e", "pipe"], None)
+    medians["true"] = median_ms(["/bin/true"], None)
+    medians["python"] = median_ms(
+        [str(Path(daemon.minishell).with_name("python")), "-c", "pass"], None)
     daemon.command("clear", "pipe", "start")
-    return pipe, command, true, python
+    return medians
 
 
 def idle_attachments(daemon: Daemon, count: int) -> tuple[float, int, int]:
@@ -298,9 +301,8 @@ def idle_attachments(daemon: Daemon, count: int) -> tuple[float, int, int]:
 @contextmanager
 def socat_listener(socat: str, path: Path, out: Path | int) -> Iterator[subprocess.Popen[bytes]]:
     sink = open(out, "wb") if isinstance(out, Path) else None  # noqa: SIM115
-    listener = subprocess.Popen(
-        [socat, "-u", f"UNIX-LISTEN:{path}", "STDOUT"],
-        stdout=sink if sink is not None else out)
+    listener = subprocess.Popen([socat, "-u", f"UNIX-LISTEN:{path}", "STDOUT"],
+                                stdout=sink if isinstance(out, Path) else out)
     try:
         deadline = time.monotonic() + 10
         while not path.exists():
@@ -390,12 +392,13 @@ def main() -> None:
                 results.append(("latency p50 / p99", f"{p50:.0f} / {p99:.0f} us",
                                 f"socat {base_lat[0]:.0f} / {base_lat[1]:.0f} us"
                                 if base_lat else "-", "250 / 500 us; minimega 188 / 369"))
-                pipe_ms, e_ms, true_ms, python_ms = startup(daemon, 40 // min(scale, 4))
-                baseline = f"/bin/true {true_ms:.1f} ms, python -c pass {python_ms:.1f} ms"
-                results.append(("echo hi | minishell -pipe foo", f"{pipe_ms:.1f} ms median",
-                                baseline, "12 ms; minimega 17.4"))
-                results.append(("minishell -e pipe", f"{e_ms:.1f} ms median", baseline,
-                                "12 ms; minimega 17.4"))
+                ms = startup(daemon, 40 // min(scale, 4))
+                baseline = f"/bin/true {ms['true']:.1f} ms, python -c pass {ms['python']:.1f} ms"
+                for flag, scenario in (("-pipe", "echo hi | minishell -pipe foo"),
+                                       ("-e", "minishell -e pipe")):
+                    results.append((scenario, f"{ms['minishell ' + flag]:.1f} ms median"
+                                    f" (minishell-py {ms['minishell-py ' + flag]:.1f})",
+                                    baseline, "12 ms; minimega 17.4"))
                 growth, rss, pss = idle_attachments(daemon, attachments)
                 results.append((f"{attachments} idle -pipe attachments",
                                 f"daemon +{growth:.1f} KiB each; client RSS {rss / 1024:.1f} MB,"

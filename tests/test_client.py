@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -663,6 +664,16 @@ def test_the_compiled_launcher_hands_python_all_it_does_not_serve(
         assert done.stderr.startswith(b"minishell: cannot connect to "), done
     else:
         assert done.stdout.decode() == "front end got:" + "".join(f" {arg}" for arg in argv)
+
+
+def test_the_installed_command_is_the_compiled_launcher(compiled_minishell: Path) -> None:
+    """The install compiles `minishell` where a compiler works (as it does for this
+    run: compiled_minishell says so), with the Python front end beside it."""
+    scripts = Path(sysconfig.get_path("scripts"))
+    if not (scripts / "minishell").exists():
+        pytest.skip(f"minishell is not installed in {scripts}")
+    assert (scripts / "minishell").read_bytes()[:4] == b"\x7fELF"
+    assert (scripts / "minishell-py").read_text().startswith("#!")
 
 
 def test_help_lists_the_client_and_server_flags(minishell: list[str]) -> None:

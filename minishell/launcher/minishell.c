@@ -5,15 +5,15 @@
  *
  * Why C: scripts start `minishell -pipe` and `minishell -e` per use, and their
  * start-up and memory are measured targets (README: 12 ms, 4 MB). A CPython
- * interpreter alone takes 10-20 ms to start and 8 MB of RSS here; this program
- * takes about 1 ms and well under 1 MB.
+ * interpreter alone takes 10-20 ms to start and 8 MB of RSS here; this program,
+ * connection and reply included, takes about 2 ms and 1.2 MB (bench_socket.py).
  *
  * It is minishell/client.py again, byte for byte in what a user sees:
  * tests/test_client.py runs every client case against both. To stay small it
- * handles only command lines that it understands entirely: the flags
- * -base, -namespace, -pipe, -e and -attach, with values and words of printable
- * ASCII. Anything else (other flags, -attach, words needing minimega's full
- * quoting, -h) goes to the Python front end unchanged.
+ * serves only command lines that it understands entirely: -pipe or -e, with
+ * -base and -namespace, in printable ASCII. Anything else (-attach, other
+ * flags, words that need minimega's full quoting, -h) goes to the Python front
+ * end unchanged.
  */
 #define _GNU_SOURCE
 #include <errno.h>

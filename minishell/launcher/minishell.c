@@ -39,7 +39,9 @@
 /* How long -pipe waits for the server's ack: a minishell answers at once; a
  * real minimega never does (it ignores the Raw field). */
 #define ACK_TIMEOUT_MS 5000
+/* Deeper replies are "unexpected" (the Python client's limit is its recursion's). */
 #define JSON_DEPTH_MAX 512
+#define INT_DIGITS_MAX 4300
 
 static const char RAW_ACK[] = "{\"Raw\":true}\n";
 #define RAW_ACK_LEN (sizeof RAW_ACK - 1)
@@ -96,16 +98,19 @@ static int write_all(int fd, const char *bytes, size_t count) {
     return 0;
 }
 
-/* One line `minishell: <message>` on stderr; the exit status 1. */
-static int report(const char *message) {
+/* One line `minishell: <message>` on stderr; the exit status 1. The message
+ * may quote a server's bytes, NULs included. */
+static int report_bytes(const char *message, size_t length) {
     Buf line = {0};
     buf_str(&line, "minishell: ");
-    buf_str(&line, message);
+    buf_add(&line, message, length);
     buf_byte(&line, '\n');
     (void)!write_all(2, line.data, line.len);
     free(line.data);
     return 1;
 }
+
+static int report(const char *message) { return report_bytes(message, strlen(message)); }
 
 /* Go's (and client.py's) wording of a system error: lower case. */
 static void add_reason(Buf *buf, int error) {
@@ -591,11 +596,24 @@ static int parse_number(Scan *scan, int *truthy) {
         if (scan->at == digits)
             return 0;
     }
-    /* Python's truth of the number: any non-zero digit before the exponent */
-    *truthy = 0;
-    for (const unsigned char *c = start; c < scan->at && *c != 'e' && *c != 'E'; c++)
-        if (*c >= '1' && *c <= '9')
-            *truthy = 1;
+    size_t length = (size_t)(scan->at - start);
+    if (memchr(start, '.', length) == NULL && memchr(start, 'e', length) == NULL &&
+        memchr(start, 'E', length) == NULL) {
+        /* an int: Python refuses more than 4300 digits (sys.int_info) */
+        if (length - (*start == '-') > INT_DIGITS_MAX)
+            return 0;
+        *truthy = 0;
+        for (const unsigned char *c = start; c < scan->at; c++)
+            if (*c >= '1' && *c <= '9')
+                *truthy = 1;
+        return 1;
+    }
+    /* a float: false when it is 0.0, which 1e-400 is too */
+    char *text = strndup((const char *)start, length);
+    if (text == NULL)
+        out_of_memory();
+    *truthy = strtod(text, NULL) != 0;
+    free(text);
     return 1;
 }
 
@@ -803,7 +821,7 @@ static int report_unexpected(const char *path, const char *line, size_t length) 
         at += next_code_point(at, end, &code);
         add_code_point(&message, code);
     }
-    return report(message.data);
+    return report_bytes(message.data, message.len);
 }
 
 /* Print a reply as minimega's clients do; 1 if it carried an error. */
@@ -874,7 +892,7 @@ static int run_execute(const char *base, const char *namespace, char *const *wor
         size_t length = (size_t)(newline - received.data);
         int blank = 1;
         for (size_t i = 0; i < length && blank; i++)
-            blank = strchr(" \t\n\r\v\f", received.data[i]) != NULL;
+            blank = received.data[i] != '\0' && strchr(" \t\n\r\v\f", received.data[i]) != NULL;
         if (!blank) {
             if (!parse_reply(received.data, length, &reply))
                 return report_unexpected(path, received.data, length);
@@ -918,7 +936,16 @@ static int hand_to_python(char **argv) {
     return report(message.data);
 }
 
+/* Ctrl-C: the status the Python client returns for it. A plain exit, not death
+ * by SIGINT, which would also stop the shell script that ran us. */
+static void interrupted(int signal_number) {
+    (void)signal_number;
+    _exit(130);
+}
+
 int main(int argc, char **argv) {
+    if (argc < 1)
+        return report("no program name in argv"); /* nothing to hand on */
     /* cli.scan_client: the client call that argv spells plainly. Flags come
      * first, as Go's flag package wants them (-e takes the words after the
      * last flag); anything this scan does not know goes to Python. */
@@ -969,6 +996,7 @@ int main(int argc, char **argv) {
         return hand_to_python(argv); /* minimega's quoting of any text is Python's */
     (void)attach; /* -pipe and -e come before it, as in minimega */
     signal(SIGPIPE, SIG_IGN); /* a stdout that goes away is an EPIPE: status 141 */
+    signal(SIGINT, interrupted);
     if (pipe_name[0])
         return run_pipe(base, pipe_name);
     return run_execute(base, namespace, words, word_count);

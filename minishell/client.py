@@ -62,7 +62,10 @@ def with_namespace(namespace: str, command: str) -> str:
 
 
 def _report(message: str) -> int:
-    sys.stdout.flush()
+    try:  # noqa: SIM105 (contextlib would cost its import)
+        sys.stdout.flush()
+    except OSError:  # what stdout could not take is lost; the message says why
+        pass
     os.write(2, f"minishell: {message}\n".encode(errors="replace"))
     return 1
 
@@ -154,6 +157,8 @@ class PipeAttachment:
             return 141
         except ConnectionError:
             pass  # reset: the daemon died with our bytes unread
+        except ClientError as error:
+            return _report(str(error))
         if self._failure is not None:
             return _report(self._failure)
         if self._stdin_done:
@@ -223,8 +228,22 @@ def _read_stdin(buffer: bytearray) -> int:
 
 def _write_all(data: bytes | memoryview) -> None:
     view = memoryview(data)
-    while view:
-        view = view[os.write(1, view):]
+    with _StdoutFailures():
+        while view:
+            view = view[os.write(1, view):]
+
+
+class _StdoutFailures:  # a context manager: contextlib would cost its import
+    """A failed write to stdout as a ClientError, but for a reader that left
+    (BrokenPipeError), which ends a client quietly with status 141."""
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: object) -> None:
+        if isinstance(error, OSError) and not isinstance(error, BrokenPipeError):
+            raise ClientError(f"write stdout: {_reason(error)}") from None
 
 
 # -e and -attach: JSON requests and replies -------------------------------------
@@ -308,6 +327,8 @@ class Connection:
             # _json raises most syntax errors as json.decoder.JSONDecodeError,
             # which it finds only when json is loaded; here it is not, on purpose.
             value = None
+        except RecursionError:  # nested deeper than the interpreter's stack allows
+            value = None
         if not isinstance(value, dict):
             raise ClientError(f"unexpected reply from {self.path}: {line[:80]}")
         return value
@@ -318,15 +339,16 @@ def show(reply: Reply) -> bool:
     from minishell.gostr import trim_space
 
     rendered = reply.get("Rendered")
-    if isinstance(rendered, str) and rendered:
-        sys.stdout.write(rendered + "\n")
+    with _StdoutFailures():
+        if isinstance(rendered, str) and rendered:
+            sys.stdout.write(rendered + "\n")
+        sys.stdout.flush()
     responses = reply.get("Resp")
     errors = [
         f"Error ({response.get('Host', '')}): {response['Error']}"
         for response in (responses if isinstance(responses, list) else [])
         if isinstance(response, dict) and response.get("Error")
     ]
-    sys.stdout.flush()
     if errors:
         sys.stderr.write(trim_space("\n".join(errors)) + "\n")
         sys.stderr.flush()

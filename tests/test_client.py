@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +37,12 @@ TIMEOUT = 20
 def run(minishell: list[str], *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([*minishell, *args], input=stdin, capture_output=True,
                           timeout=TIMEOUT, check=False)
+
+
+def start_pipe(minishell: list[str], base: Path) -> subprocess.Popen[bytes]:
+    """A `-pipe foo` client whose stdin stays open until the test closes it."""
+    return subprocess.Popen([*minishell, "-base", str(base), "-pipe", "foo"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 @pytest.fixture
@@ -238,9 +245,7 @@ def test_a_stale_socket_is_connection_refused(base: Path, minishell: list[str]) 
 def test_daemon_gone_mid_stream_is_one_line_and_status_1(
         base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(raw_drop_after(2))
-    process = subprocess.Popen([*minishell, "-base", str(base), "-pipe", "foo"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    process = start_pipe(minishell, base)
     try:
         assert process.stdin is not None
         process.stdin.write(b"a\n")
@@ -287,9 +292,7 @@ def test_a_line_just_under_1_mib_goes_through(
 def test_a_server_without_raw_mode_is_one_line(
         base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(minimega_pipe)
-    process = subprocess.Popen([*minishell, "-base", str(base), "-pipe", "foo"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    process = start_pipe(minishell, base)
     try:
         status = process.wait(TIMEOUT)  # stdin still open: no data was sent
     finally:
@@ -423,6 +426,10 @@ def replies_as_sent(*lines: bytes) -> Handler:
      "", "Error (h1): e1\nError (): e3\u3000 \nError (h4): e4\n"),
     ([rb'{"Resp":[{"Host":"h","Error":"bad\n\u00a0"}],"Rendered":"out"}'],
      "out\n", "Error (h): bad\n"),
+    ([b'{"Rendered":"a","More":1e-400}', b'{"Rendered":"b"}'], "a\n", ""),  # 0.0 is false
+    ([b'{"Rendered":"a","More":-0.0e5,"Resp":[{"Error":0.0}]}'], "a\n", ""),
+    ([b'{"Rendered":"r","X":' + b"7" * 4300 + b"}"], "r\n", ""),  # the most digits Python reads
+    ([b'{"Rendered":"r","X":' + b"[" * 400 + b"]" * 400 + b"}"], "r\n", ""),
 ])
 def test_e_reads_replies_as_minimegas_clients_do(
         base: Path, serve: Serve, minishell: list[str],
@@ -440,6 +447,10 @@ def test_e_reads_replies_as_minimegas_clients_do(
     (b'{"More":tru}', '{"More":tru}'),
     (b'{"Resp":[{"Host":"h",}]}', '{"Resp":[{"Host":"h",}]}'),
     (("é".encode() + b"\xff") * 50, "é\ufffd" * 40),  # 80 characters
+    (b"\x00", "\x00"),
+    (b"x\x00yz", "x\x00yz"),
+    (b'{"X":' + b"7" * 4301 + b"}", '{"X":' + "7" * 75),  # Python refuses the int
+    (b'{"X":' + b"[" * 2000 + b"]" * 2000 + b"}", '{"X":' + "[" * 75),
 ])
 def test_e_names_a_reply_it_cannot_read(
         base: Path, serve: Serve, minishell: list[str], line: bytes, shown: str) -> None:
@@ -479,6 +490,33 @@ def test_both_front_ends_show_any_replies_alike(
     python, compiled = ((done.returncode, done.stdout, done.stderr) for done in outcomes)
     assert python[0] in (0, 1), python
     assert compiled == python
+
+
+def test_a_full_stdout_is_one_line(base: Path, serve: Serve, minishell: list[str]) -> None:
+    serve(commands(echo_command))
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([*minishell, "-base", str(base), "-e", "pipe"], stdout=full,
+                              stderr=subprocess.PIPE, timeout=TIMEOUT, check=False)
+    assert (done.returncode, done.stderr) == (
+        1, b"minishell: write stdout: no space left on device\n")
+
+
+def test_ctrl_c_ends_a_client_with_status_130(
+        base: Path, serve: Serve, minishell: list[str]) -> None:
+    server = serve(raw_echo)
+    process = start_pipe(minishell, base)
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(b"up\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == b"up\n"  # attached, and its thread runs
+        process.send_signal(signal.SIGINT)
+        status = process.wait(TIMEOUT)
+    finally:
+        process.kill()
+        process.communicate()
+    assert status == 130
+    assert server.handled.wait(TIMEOUT)
 
 
 def test_a_closed_stdout_ends_a_client_with_status_141(

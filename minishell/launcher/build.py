@@ -27,7 +27,7 @@ COMMAND = "minishell"
 
 
 def _compile_launcher() -> Callable[[Path], str | None]:
-    # setuptools loads this file by its path, not from a package: so is its helper.
+    # setuptools loads this file by its path, not from a package; its helper is loaded alike.
     spec = importlib.util.spec_from_file_location("compile_launcher", HERE / "compile_launcher.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -45,7 +45,8 @@ def quote(text: str) -> str:
     return "".join(out)
 
 
-# syscall.Signal.String() on Linux, signals 1 to 31.
+# syscall.Signal.String() on Linux, signals 1 to 31 (kit/bin/_goexec.py has its own
+# copy: the helper programs never import minishell).
 _SIGNAL_NAMES = (
     "hangup", "interrupt", "quit", "illegal instruction", "trace/breakpoint trap", "aborted",
     "bus error", "floating point exception", "killed", "user defined signal 1",

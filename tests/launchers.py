@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import runpy
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,12 +16,8 @@ PYTHON_FRONT_END = [sys.executable, "-c",
 
 def _compile_launcher() -> Callable[[Path], str | None]:
     # The helper the install uses; it lives beside minishell.c, outside the package.
-    spec = importlib.util.spec_from_file_location(
-        "compile_launcher", LAUNCHER / "compile_launcher.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    compile_launcher: Callable[[Path], str | None] = module.compile_launcher
+    compile_launcher: Callable[[Path], str | None] = runpy.run_path(
+        str(LAUNCHER / "compile_launcher.py"))["compile_launcher"]
     return compile_launcher
 
 

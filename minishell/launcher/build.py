@@ -10,7 +10,7 @@ start as slowly as a Python interpreter does (README, Speed).
 
 from __future__ import annotations
 
-import importlib.util
+import runpy
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -28,11 +28,8 @@ COMMAND = "minishell"
 
 def _compile_launcher() -> Callable[[Path], str | None]:
     # setuptools loads this file by its path, not from a package; its helper is loaded alike.
-    spec = importlib.util.spec_from_file_location("compile_launcher", HERE / "compile_launcher.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    compile_launcher: Callable[[Path], str | None] = module.compile_launcher
+    compile_launcher: Callable[[Path], str | None] = runpy.run_path(
+        str(HERE / "compile_launcher.py"))["compile_launcher"]
     return compile_launcher
 
 

@@ -783,13 +783,10 @@ static int parse_reply(const char *line, size_t length, Reply *reply) {
         if (!parse_string(&scan, &key, NULL) || !take(&scan, ':'))
             goto done;
         skip_space(&scan);
-        if (key_is(&key, "Rendered") && scan.at < scan.end && *scan.at == '"') {
+        if (key_is(&key, "Rendered")) { /* shown only when it is a string */
             reply->rendered.len = 0;
-            if (!parse_string(&scan, &reply->rendered, NULL))
-                goto done;
-        } else if (key_is(&key, "Rendered")) {
-            reply->rendered.len = 0;
-            if (!skip_value(&scan, 1, &truthy))
+            if (scan.at < scan.end && *scan.at == '"' ? !parse_string(&scan, &reply->rendered, NULL)
+                                                       : !skip_value(&scan, 1, &truthy))
                 goto done;
         } else if (key_is(&key, "More")) {
             if (!skip_value(&scan, 1, &reply->more))

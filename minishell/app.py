@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 
 import trio
 
-from minishell import kit
-from minishell.console import show
-from minishell.language import parse
-from minishell.plumber import Plumber
+from minishell.commands.registry import registry
+from minishell.commands.scripts import read_command
+from minishell.console import Shown
 from minishell.replay import replay_all
 from minishell.server import ControlServer, ServeError, socket_path
-from minishell.session import Session
+from minishell.session import Session, open_session
 
 
 def run(options: argparse.Namespace) -> int:
@@ -40,17 +39,12 @@ def warm_up() -> None:
     now out of the garbage collector's sight (gc.freeze): lark's tables are
     large and live forever, and rescanning them cost a command up to a third
     of its time (bench/bench_read.py)."""
-    parse("echo")
+    registry().parse("echo")
     gc.freeze()
 
 
-def _new_session(options: argparse.Namespace, nursery: trio.Nursery) -> Session:
-    return Session(
-        Plumber(nursery, helper_dir=kit.bin_dir()),
-        nursery,
-        hostname=options.hostname or socket.gethostname(),
-        files_dir=os.path.join(options.base, "files"),
-    )
+def _new_session(options: argparse.Namespace) -> AbstractAsyncContextManager[Session]:
+    return open_session(hostname=options.hostname or socket.gethostname(), base=options.base)
 
 
 async def _main(options: argparse.Namespace) -> int:
@@ -85,8 +79,7 @@ async def _run(options: argparse.Namespace) -> int:
     if options.replay:
         return await replay_all(options.files, partial(_new_session, options), _write_stdout)
     headless: bool = options.nostdin
-    async with trio.open_nursery() as nursery:
-        session = _new_session(options, nursery)
+    async with _new_session(options) as session, trio.open_nursery() as nursery:
         server: ControlServer | None = None
         try:
             # Scripts and a piped stdin do not serve, so that they can run side by side.
@@ -97,11 +90,12 @@ async def _run(options: argparse.Namespace) -> int:
                 except ServeError as error:
                     print(error, file=sys.stderr)
                     return 1
-            failed = False
+            shown = Shown(sys.stdout, sys.stderr)
             for script in options.files:
-                failed |= show(await session.read_script(script), sys.stdout, sys.stderr)
+                # In turn with the socket's commands, which may already come.
+                await session.run_command(read_command(script), shown, original="")
             if session.quitting.is_set():
-                return 1 if failed else 0
+                return 1 if shown.failed else 0
             front_end: Callable[[], Awaitable[int]]
             if headless:
                 front_end = _headless
@@ -112,12 +106,10 @@ async def _run(options: argparse.Namespace) -> int:
             else:
                 front_end = partial(run_stream, session, sys.stdin.readline)
             status = await _until_quit(session, front_end)
-            return 1 if failed else status
+            return 1 if shown.failed else status
         finally:
             if server is not None:
                 server.close()
-            with trio.CancelScope(shield=True):
-                await session.plumber.aclose()
             nursery.cancel_scope.cancel()
 
 
@@ -152,13 +144,12 @@ async def _until_quit(session: Session, front_end: Callable[[], Awaitable[int]])
 
 async def run_stream(session: Session, readline: Callable[[], str]) -> int:
     """Lines from a non-terminal stdin, run as a script; 1 if any command failed."""
-    failed = False
+    shown = Shown(sys.stdout, sys.stderr)
     while not session.quitting.is_set():
         # A thread keeps the shared stdin blocking (ecosystem.md §d: FdStream
         # would make the parent's pipe non-blocking too).
         line = await trio.to_thread.run_sync(readline, abandon_on_cancel=True)
         if not line:
             break
-        responses = await session.run_line(line.removesuffix("\n"))
-        failed |= show(responses, sys.stdout, sys.stderr)
-    return 1 if failed else 0
+        await session.run(line.removesuffix("\n"), shown)
+    return 1 if shown.failed else 0

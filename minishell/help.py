@@ -1,4 +1,5 @@
-"""`help [command]...`, answered the way minicli answers it (pkg/minicli/minicli.go Help).
+"""`help [command]...`, answered the way minicli answers it (pkg/minicli/minicli.go Help),
+from the handlers' own declarations.
 
 The lookup walks each handler's patterns with the input words as minicli's
 pattern trie does (`trie.help`); the only change is that handlers are listed
@@ -7,58 +8,20 @@ in a fixed order where 2.9 used Go's random map order (spec §16.8).
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from functools import cache
+from collections.abc import Sequence
 
-from minishell.help_texts import ENTRIES, HelpEntry
+from minishell.commands.registry import Handler
+from minishell.language.patterns import Pattern, display
 from minishell.render import help_table
 
-# One pattern item: <...>, [...] and (...) may hold spaces (`<columns as csv>`).
-_ITEM = re.compile(r"<[^>]*>(?:\.\.\.)?|\[[^\]]*\](?:\.\.\.)?|\([^)]*\)|\S+")
 
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    text: str  # as written in the pattern
-    kind: str  # literal, choice, string, list, command
-    optional: bool
-    options: tuple[str, ...] = ()
-
-    def display(self) -> str:
-        """PatternItems.String: a one-option choice such as `<mode,>` shows as `mode`."""
-        if self.kind == "choice" and len(self.options) == 1 and not self.optional:
-            return self.options[0]
-        return self.text
-
-
-def _parse_item(text: str) -> _Item:
-    if text.startswith("("):
-        return _Item(text, "command", optional=False)
-    if text[0] not in "<[":
-        return _Item(text, "literal", optional=False)
-    optional = text.startswith("[")
-    inner = text[1 : text.index("]" if optional else ">")]
-    if text.endswith("..."):
-        return _Item(text, "list", optional)
-    if "," in inner:
-        options = tuple(option for option in inner.split(",") if option)
-        return _Item(text, "choice", optional, options)
-    return _Item(text, "string", optional)
-
-
-@cache
-def _patterns(entry: HelpEntry) -> tuple[tuple[_Item, ...], ...]:
-    return tuple(tuple(_parse_item(t) for t in _ITEM.findall(p)) for p in entry.patterns)
-
-
-def _pattern_matches(items: tuple[_Item, ...], words: tuple[str, ...]) -> bool:
+def _pattern_matches(pattern: Pattern, words: tuple[str, ...]) -> bool:
     for index, word in enumerate(words):
-        if index >= len(items):
+        if index >= len(pattern):
             return False
-        item = items[index]
+        item = pattern[index]
         if item.kind == "literal":
-            if not item.text.startswith(word):
+            if not item.key.startswith(word):
                 return False
         elif item.kind == "choice":
             # minicli's trie.help only walks required choices; an optional
@@ -72,30 +35,26 @@ def _pattern_matches(items: tuple[_Item, ...], words: tuple[str, ...]) -> bool:
     return True
 
 
-def _usage(patterns: list[tuple[_Item, ...]], text: str) -> str:
-    lines = ["Usage:"]
-    lines += ["\t" + " ".join(item.display() for item in items) for items in patterns]
+def _usage(patterns: list[Pattern], text: str) -> str:
+    lines = ["Usage:", *("\t" + display(pattern) for pattern in patterns)]
     return "\n".join(lines) + "\n\n" + text
 
 
-def help_text(words: tuple[str, ...]) -> str:
+def help_text(words: tuple[str, ...], handlers: Sequence[Handler]) -> str:
     """What `help <words>` prints; never an error (minicli answers unknown topics in text)."""
     if not words:
-        rows = [(p, entry.short) for entry in ENTRIES for p in entry.patterns]
-        return help_table(sorted(rows))
-    matches = [
-        entry
-        for entry in ENTRIES
-        if any(_pattern_matches(items, words) for items in _patterns(entry))
-    ]
+        return help_table(sorted((p, handler.short) for handler in handlers
+                                 for p in handler.patterns))
+    matches = [handler for handler in handlers
+               if any(_pattern_matches(pattern, words) for pattern in handler.parsed)]
     if not matches:
         return f"no help entry for `{' '.join(words)}`"
     if len(matches) == 1:
-        entry = matches[0]
-        return _usage(list(_patterns(entry)), entry.long or entry.short)
-    with_long = [entry for entry in matches if entry.long]
+        handler = matches[0]
+        return _usage(list(handler.parsed), handler.help_text)
+    with_long = [handler for handler in matches if handler.long]
     if len(with_long) == 1:
-        patterns = [items for entry in matches for items in _patterns(entry)]
+        patterns = [pattern for handler in matches for pattern in handler.parsed]
         return _usage(patterns, with_long[0].long)
-    rows = [(p, entry.short) for entry in matches for p in entry.patterns]
-    return help_table(sorted(rows))
+    return help_table(sorted((p, handler.short) for handler in matches
+                             for p in handler.patterns))

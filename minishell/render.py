@@ -12,7 +12,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from minishell.gostr import GO_SPACE, trim_space
-from minishell.response import MODE_CSV, MODE_JSON, Response
+from minishell.ranges import unsplit_list
+from minishell.reply import MODE_CSV, MODE_JSON, Reply, Response
 
 HELP_INTRO = "Display help on a command. Here is a list of commands:\n"
 
@@ -21,43 +22,108 @@ _CELL_SEPARATOR = "\t| "
 _TABLE_MINWIDTH = 5
 
 
-def render(resp: Response) -> str:
-    """The `Rendered` text minimega produces for `resp` alone; "" prints nothing.
+class _Invalid(Exception):
+    """Responses that cannot be shown together: minicli returns the error text instead."""
 
-    Errors are never part of it (the front end shows them as `E: ...`), except
-    inside the JSON object in JSON mode.
+
+def render(reply: Reply) -> str:
+    """The `Rendered` text minimega produces for a reply (Responses.String); "" prints nothing.
+
+    Errors are never part of it (the front end shows them, see `error_text`),
+    except inside the JSON objects in JSON mode.
     """
-    flags = resp.flags
+    responses, flags = reply.responses, reply.flags
+    if not responses:
+        return ""
     if flags.mode == MODE_JSON:
-        return _json_responses(resp)
-    if resp.tabular and not resp.error:
-        if resp.header is not None:
-            for index, row in enumerate(resp.tabular):
-                if len(row) != len(resp.header):  # validTabular: returned instead of the table
-                    return f"tabular width mismatch, host: {resp.host}, row: {index}"
-        text = _tabular_text(resp)
-    elif not resp.error and resp.response:
-        prefix = f"{resp.host}: " if flags.annotate else ""
-        text = f"{prefix}{resp.response}\n"
+        return json_responses(reply)
+    try:
+        header = _common_header(responses)
+        tabular = _tabular(responses, header)
+    except _Invalid as error:
+        return str(error)
+    if tabular and any(response.tabular for response in responses):
+        text = _tabular_text(reply, header)
+    elif flags.compress and len(responses) > 1:
+        text = _compressed_text(reply)
     else:
-        text = ""
+        text = "".join(f"{r.host}: {r.response}\n" if flags.annotate else f"{r.response}\n"
+                       for r in responses if not r.error and r.response)
     return trim_space(text)
 
 
-def _tabular_text(resp: Response) -> str:
-    flags = resp.flags
-    header = list(resp.header or ())
-    rows = [list(row) for row in resp.tabular or ()]
+def error_text(reply: Reply) -> str:
+    """Responses.Error(): `Error (<host>): <error>` for each host that failed, trimmed.
+
+    minicli puts a newline after each error except when its response is the
+    last of all, so errors of several hosts are one per line.
+    """
+    last = len(reply.responses) - 1
+    text = "".join(
+        f"Error ({response.host}): {response.error}" + ("\n" if index != last else "")
+        for index, response in enumerate(reply.responses) if response.error)
+    return trim_space(text)
+
+
+def _common_header(responses: list[Response]) -> list[str] | None:
+    """getHeader: the header every response without an error shares."""
+    first = next((r for r in responses if not r.error and r.header is not None), None)
+    if first is None:
+        return None
+    for response in responses:
+        if not response.error and response.header != first.header:
+            raise _Invalid(f"header mismatch, hosts: {first.host}, {response.host}")
+    return first.header
+
+
+def _tabular(responses: list[Response], header: list[str] | None) -> bool:
+    """validTabular: whether the responses are tables, each row as wide as the header."""
+    simple = tabular = False
+    for response in responses:
+        if response.error:
+            continue
+        if response.tabular is not None:
+            tabular = True
+            if header is not None:
+                for index, row in enumerate(response.tabular):
+                    if len(row) != len(header):
+                        raise _Invalid(
+                            f"tabular width mismatch, host: {response.host}, row: {index}")
+        elif response.response:
+            simple = True
+    if simple and tabular:
+        raise _Invalid("responses mix simple and tabular data")
+    return tabular
+
+
+def _tabular_text(reply: Reply, header: list[str] | None) -> str:
+    flags = reply.flags
+    columns = list(header or ())
+    rows: list[list[str]] = []
+    for response in reply.responses:
+        for row in response.tabular or ():
+            rows.append([response.host, *row] if flags.annotate else list(row))
     if flags.annotate:
-        header.insert(0, "host")
-        for row in rows:
-            row.insert(0, resp.host)
+        columns.insert(0, "host")
     if flags.sort:
         go_sort_table(rows)
-    lines = [header, *rows] if flags.headers else rows
+    lines = [columns, *rows] if flags.headers else rows
     if flags.mode == MODE_CSV:
         return "".join(_csv_record(line) for line in lines)
     return _aligned_table(lines)
+
+
+def _compressed_text(reply: Reply) -> str:
+    """compressString: hosts that answered the same text share one line, as a range."""
+    by_text: dict[str, list[str]] = {}
+    for response in reply.responses:
+        if not response.error and response.response:
+            by_text.setdefault(response.response, []).append(response.host)
+    lines = {(hosts[0] if len(hosts) == 1 else unsplit_list(hosts)): text
+             for text, hosts in by_text.items()}
+    annotate = reply.flags.annotate
+    return "".join(f"{hosts}: {lines[hosts]}\n" if annotate else f"{lines[hosts]}\n"
+                   for hosts in sorted(lines))
 
 
 # ---------------------------------------------------------------------------------- default mode
@@ -532,6 +598,6 @@ def json_response(resp: Response) -> str:
     )
 
 
-def _json_responses(resp: Response) -> str:
-    """json.Marshal(Responses{resp})."""
-    return f"[{json_response(resp)}]"
+def json_responses(reply: Reply) -> str:
+    """json.Marshal(Responses): the reply's `Resp` on the socket, and JSON mode's text."""
+    return "[" + ",".join(json_response(response) for response in reply.responses) + "]"

@@ -27,9 +27,10 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
-from minishell.console import show
-from minishell.language import complete
-from minishell.session import DEFAULT_NAMESPACE, Session
+from minishell.commands.registry import registry
+from minishell.console import Shown
+from minishell.namespace import DEFAULT_NAMESPACE
+from minishell.session import Session
 
 log = logging.getLogger("minishell.repl")
 
@@ -103,9 +104,9 @@ def open_history(history_file: str | None, err: TextIO) -> History:
 class CommandCompleter(Completer):
     """Tab completion from the command language.
 
-    prompt_toolkit calls this on the prompt thread, between commands: it only
-    reads the active namespace and the plumber's tuple of pipe names, never
-    trio state.
+    prompt_toolkit calls this on the prompt thread, between commands: the
+    suggestions only read state (the active namespace, the plumber's tuple of
+    pipe names), never trio's.
     """
 
     def __init__(self, session: Session) -> None:
@@ -114,9 +115,8 @@ class CommandCompleter(Completer):
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
     ) -> Iterator[Completion]:
-        names = self._session.typeable_pipe_names()
         word = document.get_word_before_cursor(WORD=True)
-        for candidate in complete(document.text_before_cursor, names):
+        for candidate in registry().complete(document.text_before_cursor, self._session):
             yield Completion(candidate, start_position=-len(word))
 
 
@@ -129,7 +129,7 @@ async def _prompt_loop(
 ) -> None:
     while not session.quitting.is_set():
         try:
-            text = await read_line(prompt, prompt_message(session.namespace))
+            text = await read_line(prompt, prompt_message(session.namespaces.active.name))
         except KeyboardInterrupt:
             continue
         except EOFError:
@@ -146,16 +146,14 @@ async def _run_line(
 ) -> None:
     try:
         with interrupts.cancel_scope() as scope:
-            responses = await session.run_line(line)
+            await session.run(line, Shown(out, err))
     except Exception:
         # A bug must not cost the user their shell and its pipelines.
         log.exception("unexpected error running %r", line)
         return
     if scope.cancelled_caught:
-        err.write("interrupted\n")
+        err.write(f"Error ({session.hostname}): interrupted\n")
         err.flush()
-        return
-    show(responses, out, err)
 
 
 class _Interrupts:

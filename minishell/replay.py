@@ -10,41 +10,38 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
 from minishell.render import render
-from minishell.response import Response
+from minishell.reply import Reply
 from minishell.session import Session
 
 # minitest reads scripts with a default bufio.Scanner (spec §2, §15).
 SCRIPT_LINE_MAX = 64 * 1024
 _NOT_TRANSCRIPTS = {"prolog", "epilog", "enter", "exit"}
 
-SessionFactory = Callable[[trio.Nursery], Session]
+SessionFactory = Callable[[], AbstractAsyncContextManager[Session]]
 
 
-def transcript_output(responses: Iterable[Response]) -> str:
-    """minitest's text for one command's responses: sorted `E:` lines, then the output."""
-    out = []
-    for response in responses:
-        if response.error:
-            out.append(f"E: {response.error}\n")
-        rendered = render(response)
-        if rendered:
-            out.append(rendered + "\n")
-    return "".join(out)
+def transcript_output(reply: Reply) -> str:
+    """minitest's text for one reply: its hosts' `E:` lines sorted, then the output."""
+    errors = sorted(f"E: {response.error}" for response in reply.responses if response.error)
+    out = "\n".join(errors) + "\n" if errors else ""
+    rendered = render(reply)
+    return out + rendered + "\n" if rendered else out
 
 
 class TranscriptError(Exception):
     """A transcript that cannot be replayed at all (minitest's FATAL)."""
 
 
-def _script_lines(path: Path) -> list[str]:
+async def _script_lines(path: Path) -> list[str]:
     try:
-        data = path.read_bytes()
+        data = await trio.Path(path).read_bytes()
     except OSError as error:
         raise TranscriptError(f"{path}: {error.strerror}") from None
     lines = data.decode(errors="replace").split("\n")
@@ -57,34 +54,34 @@ def _script_lines(path: Path) -> list[str]:
 
 
 async def _run_lines(session: Session, lines: Iterable[str], out: list[str] | None) -> None:
+    async def record(reply: Reply) -> None:
+        if out is not None:
+            out.append(transcript_output(reply))
+
     for line in lines:
         if out is not None:
             out.append(f"## {line}\n" if line else "\n")
         # After `quit` minitest still echoes the script; nothing answers it.
         if not line or session.quitting.is_set():
             continue
-        responses = await session.run_line(line)
-        if out is not None:
-            out.append(transcript_output(responses))
+        await session.run(line, record)
+
+
+async def _optional_lines(path: Path) -> list[str]:
+    return await _script_lines(path) if await trio.Path(path).is_file() else []
 
 
 async def replay_one(script: Path, new_session: SessionFactory) -> str:
     """Run prolog, script and epilog in a fresh session; return the script's output."""
     folder = script.parent
-    prolog = _script_lines(folder / "prolog") if (folder / "prolog").is_file() else []
-    epilog = _script_lines(folder / "epilog") if (folder / "epilog").is_file() else []
-    lines = _script_lines(script)
+    prolog = await _optional_lines(folder / "prolog")
+    epilog = await _optional_lines(folder / "epilog")
+    lines = await _script_lines(script)
     out: list[str] = []
-    async with trio.open_nursery() as nursery:
-        session = new_session(nursery)
-        try:
-            await _run_lines(session, prolog, None)
-            await _run_lines(session, lines, out)
-            await _run_lines(session, epilog, None)
-        finally:
-            with trio.CancelScope(shield=True):
-                await session.plumber.aclose()
-            nursery.cancel_scope.cancel()
+    async with new_session() as session:
+        await _run_lines(session, prolog, None)
+        await _run_lines(session, lines, out)
+        await _run_lines(session, epilog, None)
     return "".join(out)
 
 
@@ -125,7 +122,7 @@ async def replay_file(script: Path, new_session: SessionFactory) -> Outcome:
     # Bytes, not text: text mode would turn a recorded \r into \n.
     await trio.Path(got_path).write_bytes(got.encode())
     want_path = script.with_name(name + ".want")
-    if not want_path.is_file():
+    if not await trio.Path(want_path).is_file():
         return Outcome(name, False, f"no {want_path.name} for {name}: output in {got_path}\n")
     want = (await trio.Path(want_path).read_bytes()).decode(errors="replace")
     if got == want:
@@ -140,7 +137,7 @@ async def replay_file(script: Path, new_session: SessionFactory) -> Outcome:
 async def replay_all(paths: Iterable[str], new_session: SessionFactory,
                      write: Callable[[str], None]) -> int:
     """minitest over PATHs; prints failures and `N passed, N failed`; 0 if all passed."""
-    scripts = find_transcripts(paths)
+    scripts = await trio.to_thread.run_sync(find_transcripts, list(paths))
     passed = failed = 0
     for script in scripts:
         outcome = await replay_file(script, new_session)

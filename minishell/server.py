@@ -27,11 +27,11 @@ from typing import Final
 
 import trio
 
-from minishell.language import complete
+from minishell.commands.registry import registry
 from minishell.plumber import Chunk, Reader, Writer
 from minishell.plumber.pipe import split_messages
-from minishell.render import json_response, json_string, render
-from minishell.response import Response
+from minishell.render import json_responses, json_string, render
+from minishell.reply import Reply
 from minishell.session import Session
 
 log = logging.getLogger("minishell.server")
@@ -197,15 +197,14 @@ class ControlServer:
     async def _answer(self, request: _Request) -> bytes:
         session = self.session
         if (request.command == "") == (request.suggest == ""):
-            return _reply(Response(session.hostname, error=_NEITHER), more=False)
+            return _reply(session.error_reply(_NEITHER), more=False)
         if request.suggest:
-            return _suggest_reply(complete(request.suggest, session.typeable_pipe_names()))
-        responses = await session.run_line(request.command)
-        if not responses:
+            return _suggest_reply(registry().complete(request.suggest, session))
+        replies = await session.run_line(request.command)
+        if not replies:
             return _reply(None, more=False)
-        last = len(responses) - 1
-        return b"".join(_reply(response, more=index != last)
-                        for index, response in enumerate(responses))
+        last = len(replies) - 1
+        return b"".join(_reply(reply, more=index != last) for index, reply in enumerate(replies))
 
     # -- a pipe attachment ------------------------------------------------------------------
 
@@ -236,12 +235,12 @@ class ControlServer:
 # -- replies ----------------------------------------------------------------------------------
 
 
-def _reply(response: Response | None, *, more: bool) -> bytes:
+def _reply(reply: Reply | None, *, more: bool) -> bytes:
     """miniclient.Response as Go's json.Encoder writes it, newline included."""
-    if response is None:
+    if reply is None:
         resp, rendered = "null", '""'
     else:
-        resp, rendered = f"[{json_response(response)}]", json_string(render(response))
+        resp, rendered = json_responses(reply), json_string(render(reply))
     more_text = "true" if more else "false"
     return (f'{{"Resp":{resp},"Rendered":{rendered},"More":{more_text},"Status":false}}\n'
             .encode())

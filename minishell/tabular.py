@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from minishell.errors import CommandError
-from minishell.response import Response
+from minishell.reply import Response
 
 # Tried in this order; the first that splits the text into exactly two parts wins.
 _SEPARATORS = (("!~", True, True), ("~", True, False), ("!=", False, True), ("=", False, False))

@@ -12,9 +12,8 @@ import trio
 from launchers import PYTHON_FRONT_END, install_launcher
 from plumbing import children
 
-from minishell import kit
 from minishell.plumber import Plumber
-from minishell.session import Session
+from minishell.session import Session, open_session
 
 
 @pytest.fixture
@@ -27,13 +26,12 @@ async def plumber(nursery: trio.Nursery) -> AsyncIterator[Plumber]:
 
 
 @pytest.fixture
-async def session(nursery: trio.Nursery) -> AsyncIterator[Session]:
-    helper_dir = kit.bin_dir()
-    plumber = Plumber(nursery, helper_dir=helper_dir)
-    new = Session(plumber, nursery, hostname="vm", files_dir="/tmp/minishell/files")
-    await new.run_line(".annotate false")
-    yield new
-    await plumber.aclose()
+async def session() -> AsyncIterator[Session]:
+    """A session as minitest's prolog leaves it; after the test, no child may be left."""
+    async with open_session(hostname="vm", base="/tmp/minishell") as new:
+        await new.run_line(".annotate false")
+        yield new
+    assert children() == set()
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,28 @@
-"""Tab completion: command words from the grammar, pipe names where pipes go."""
+"""Tab completion: command words from the patterns, pipe names where pipes go."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minishell.language import complete
+from minishell.commands.registry import registry
 
-PIPES = ["foo", "foopipe", "minimega//bar"]
+# What the suggestions read of a session: the active namespace and the pipe names.
+SESSION: Any = SimpleNamespace(
+    aliases={"zz": "echo"},
+    namespaces=SimpleNamespace(active=SimpleNamespace(name="minimega")),
+    plumber=SimpleNamespace(names=lambda: ("minimega//foo", "minimega//foopipe", "other//bar")),
+)
+# Every pipe by its full name, and the active namespace's also without it.
+PIPES = ["foo", "foopipe", "minimega//foo", "minimega//foopipe", "other//bar"]
+
+
+def complete(text: str) -> list[str]:
+    return registry().complete(text, SESSION)
 COMMANDS = [
     ".alias", ".annotate", ".columns", ".compress", ".csv", ".env", ".filter", ".headers",
     ".json", ".preprocess", ".record", ".sort", ".unalias", "background", "clear", "echo",
@@ -38,7 +52,7 @@ COMMANDS = [
         ("cl pi f", ["foo", "foopipe"]),  # prefixes count as their keywords
         ("plumb ", PIPES),
         ("plumb foo ", PIPES),
-        ("plumb foo bar m", ["minimega//bar"]),
+        ("plumb foo bar m", ["minimega//foo", "minimega//foopipe"]),
         ("clear plumb ", PIPES),
         ("ns ", ["hosts", "run"]),
         ("read x ", ["check"]),
@@ -55,15 +69,15 @@ COMMANDS = [
     ],
 )
 def test_candidates(text: str, candidates: list[str]) -> None:
-    assert complete(text, PIPES) == candidates
+    assert complete(text) == candidates
 
 
 def test_deep_nesting() -> None:
-    assert complete(".json true " * 1000 + "p", PIPES) == ["pipe", "plumb"]
+    assert complete(".json true " * 1000 + "p") == ["pipe", "plumb"]
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from([*"pi ecl.jsonrt\"'\\#\x00\xa0", "pipe ", "clear "])).map("".join))
 def test_never_raises(text: str) -> None:
-    result = complete(text, PIPES)
+    result = complete(text)
     assert result == sorted(set(result))

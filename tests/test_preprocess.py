@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from minishell.language import parse, preprocess
-from minishell.language.commands import (
-    ClearPipe,
-    ClearPipeAttr,
-    Columns,
-    Command,
-    Echo,
-    FlagWrap,
-    PipeSetMode,
-    PipeWrite,
-    Unsupported,
-)
 from minishell.language.preprocess import expand
+from minishell.render import render
+from minishell.session import Session
 
 FILES = "/tmp/minishell/files"
 
@@ -79,49 +69,47 @@ def test_file_urls(text: str, expanded: str) -> None:
     assert expand(text, FILES) == expanded
 
 
-def _preprocessed(line: str, *, enabled: bool = True) -> Command:
-    command = parse(line)
-    assert command is not None
-    return preprocess(command, enabled=enabled, files_dir=FILES)
+async def output(session: Session, line: str) -> str:
+    replies = await session.run_line(line)
+    assert len(replies) == 1 and not replies[0].failed
+    return render(replies[0])
 
 
-def test_strings_and_lists_are_expanded() -> None:
-    assert _preprocessed("pipe $MMSPEC_V file:x") == PipeWrite("value1", f"{FILES}/x")
-    assert _preprocessed("echo $MMSPEC_V ${MMSPEC_V}_x") == Echo(("value1", "value1_x"))
-    assert _preprocessed("clear pipe $MMSPEC_V") == ClearPipe("value1")
-    assert _preprocessed("clear pipe") == ClearPipe(None)
+async def test_strings_and_lists_are_expanded(session: Session) -> None:
+    await session.run_line("pipe $MMSPEC_V file:x")
+    assert await output(session, ".columns name,previous pipe") == (
+        f"name             | previous\nminimega//value1 | {FILES}/x")
+    assert await output(session, "echo $MMSPEC_V ${MMSPEC_V}_x") == "value1 value1_x"
+    await session.run_line("clear pipe $MMSPEC_V")
+    assert await output(session, "pipe") == ""
 
 
-def test_keywords_are_not_user_text() -> None:
-    assert _preprocessed("pipe $MMSPEC_V mode ro") == PipeSetMode("value1", "round-robin")
-    assert _preprocessed("clear pipe p mode") == ClearPipeAttr("p", "mode")
-    assert _preprocessed("vm info") == Unsupported("vm")
+async def test_keywords_are_not_user_text(session: Session) -> None:
+    await session.run_line("pipe $MMSPEC_V mode ro")
+    assert await output(session, ".columns name,mode pipe") == (
+        "name             | mode\nminimega//value1 | round-robin")
 
 
-def test_disabled_leaves_the_command_alone() -> None:
-    command = parse("pipe env4 $MMSPEC_V")
-    assert command is not None
-    assert preprocess(command, enabled=False, files_dir=FILES) is command
+async def test_disabled_leaves_arguments_alone(session: Session) -> None:
+    await session.run_line(".preprocess false")
+    assert await output(session, "echo $MMSPEC_V") == "$MMSPEC_V"
+    await session.run_line(".preprocess true")
 
 
-def test_nested_commands_follow_preprocess_flags() -> None:
-    assert _preprocessed(".preprocess false pipe env4 $MMSPEC_V") == FlagWrap(
-        "preprocess", False, PipeWrite("env4", "$MMSPEC_V")
-    )
-    assert _preprocessed(".preprocess true pipe p $MMSPEC_V", enabled=False) == FlagWrap(
-        "preprocess", True, PipeWrite("p", "value1")
-    )
-    assert _preprocessed(".columns $MMSPEC_V .json true echo $MMSPEC_V") == Columns(
-        "value1", FlagWrap("json", True, Echo(("value1",)))
-    )
-    assert _preprocessed(
-        ".columns $MMSPEC_V .preprocess false echo $MMSPEC_V"
-    ) == Columns("value1", FlagWrap("preprocess", False, Echo(("$MMSPEC_V",))))
+async def test_nested_commands_follow_preprocess_flags(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMSPEC_COLUMN", "name")
+    assert await output(session, ".preprocess false echo $MMSPEC_V") == "$MMSPEC_V"
+    await session.run_line(".preprocess false")
+    assert await output(session, ".preprocess true echo $MMSPEC_V") == "value1"
+    await session.run_line(".preprocess true")
+    await session.run_line("pipe p x")
+    # each level's own arguments follow the flag in force there
+    assert await output(session, ".columns $MMSPEC_COLUMN pipe") == "name\nminimega//p"
+    assert await output(
+        session, ".columns $MMSPEC_COLUMN .preprocess false echo $MMSPEC_V") == "$MMSPEC_V"
 
 
-def test_deep_nesting() -> None:
-    command = _preprocessed(".json true " * 1000 + "echo $MMSPEC_V")
-    for _ in range(1000):
-        assert isinstance(command, FlagWrap)
-        command = command.command
-    assert command == Echo(("value1",))
+async def test_deep_nesting(session: Session) -> None:
+    text = await output(session, ".json true " * 1000 + "echo $MMSPEC_V")
+    assert '"Response":"value1"' in text

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import assume, given, settings
@@ -26,7 +27,7 @@ from minishell.render import (
     render,
     tabwriter,
 )
-from minishell.response import MODE_CSV, MODE_DEFAULT, MODE_JSON, Flags, Response
+from minishell.reply import MODE_CSV, MODE_DEFAULT, MODE_JSON, Flags, Reply, Response
 
 # shared/ sits beside the repository (in CI too); tests that need it skip without it.
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec"
@@ -52,18 +53,24 @@ def plain(*, headers: bool = True, sort: bool = True, mode: str = MODE_DEFAULT) 
     return Flags(annotate=False, headers=headers, sort=sort, mode=mode)
 
 
-def pipe_listing(*pipes: tuple[str, str], flags: Flags | None = None) -> Response:
+def one(flags: Flags | None = None, **fields: Any) -> Reply:
+    """A reply of one host's response."""
+    return Reply([Response(**fields)], flags or plain())
+
+
+def pipe_listing(*pipes: tuple[str, str], flags: Flags | None = None) -> Reply:
     """What `pipe` answers for idle pipes named minimega//<name> holding <previous>."""
     rows = [[f"minimega//{name}", "all", "0", "0", "1", "", prev] for name, prev in pipes]
-    return Response(host="vm", header=list(PIPE_HEADER), tabular=rows, flags=flags or plain())
+    return one(host="vm", header=list(PIPE_HEADER), tabular=rows, flags=flags or plain())
 
 
-def with_columns(resp: Response, *names: str) -> Response:
+def with_columns(reply: Reply, *names: str) -> Reply:
     indexes = [PIPE_HEADER.index(name) for name in names]
+    resp = reply.responses[0]
     assert resp.tabular is not None
     resp.header = list(names)
     resp.tabular = [[row[i] for i in indexes] for row in resp.tabular]
-    return resp
+    return reply
 
 
 # ------------------------------------------------------------------ transcripts (conformance)
@@ -185,9 +192,9 @@ def test_csv_mode() -> None:
     assert render(with_columns(no_headers, "name", "previous")) == (
         'minimega//s1,"x,y"\nminimega//s2,"say ""hi"""\nminimega//s3,plain\nminimega//s4,"cr\rhere"'
     )
-    simple = Response(host="vm", response="simple", flags=plain(mode=MODE_CSV))
+    simple = one(host="vm", response="simple", flags=plain(mode=MODE_CSV))
     assert render(simple) == "simple"
-    empty = Response(host="vm", header=["pipeline"], tabular=[], flags=plain(mode=MODE_CSV))
+    empty = one(host="vm", header=["pipeline"], tabular=[], flags=plain(mode=MODE_CSV))
     assert render(empty) == ""
 
 
@@ -199,15 +206,15 @@ def test_json_mode() -> None:
         '"a\\u003cb\\u003e\\u0026c"],["minimega//j2","all","0","0","1","","say \\"hi\\""]],'
         '"Error":"","Data":null}]'
     )
-    hello = Response(host="vm", response="hello", flags=plain(mode=MODE_JSON))
+    hello = one(host="vm", response="hello", flags=plain(mode=MODE_JSON))
     assert render(hello) == (
         '[{"Host":"vm","Response":"hello","Header":null,"Tabular":null,"Error":"","Data":null}]'
     )
-    empty = Response(host="vm", header=["pipeline"], tabular=[], flags=plain(mode=MODE_JSON))
+    empty = one(host="vm", header=["pipeline"], tabular=[], flags=plain(mode=MODE_JSON))
     assert render(empty) == (
         '[{"Host":"vm","Response":"","Header":["pipeline"],"Tabular":[],"Error":"","Data":null}]'
     )
-    failed = Response(
+    failed = one(
         host="vm", error="no such pipe: minimega//nosuch", flags=plain(mode=MODE_JSON)
     )
     assert render(failed) == (
@@ -222,11 +229,11 @@ def test_annotate_host() -> None:
         "host | name          | mode | readers | writers | count | via | previous\n"
         "vm   | minimega//an1 | all  | 0       | 0       | 1     |     | v"
     )
-    assert render(Response(host="vm", response="simple", flags=annotated)) == "vm: simple"
-    assert render(Response(host="vm", response="two\nlines", flags=annotated)) == "vm: two\nlines"
+    assert render(one(host="vm", response="simple", flags=annotated)) == "vm: simple"
+    assert render(one(host="vm", response="two\nlines", flags=annotated)) == "vm: two\nlines"
     headless = pipe_listing(("an1", "v"), flags=Flags(annotate=True, headers=False))
     assert render(with_columns(headless, "name")) == "vm   | minimega//an1"
-    pipeline = Response(
+    pipeline = one(
         host="vm", header=["pipeline"], tabular=[["minimega//an1 minimega//an2"]], flags=annotated
     )
     assert render(pipeline) == "host | pipeline\nvm   | minimega//an1 minimega//an2"
@@ -234,29 +241,29 @@ def test_annotate_host() -> None:
 
 def test_empty_table_and_errors_print_nothing() -> None:
     for flags in (plain(), Flags(annotate=True), plain(mode=MODE_CSV)):
-        assert render(Response(host="vm", header=list(PIPE_HEADER), tabular=[], flags=flags)) == ""
+        assert render(one(host="vm", header=list(PIPE_HEADER), tabular=[], flags=flags)) == ""
     failed = pipe_listing(("a", "x"))
-    failed.error = "boom"
+    failed.responses[0].error = "boom"
     assert render(failed) == ""
-    assert render(Response(host="vm", response="text", error="boom", flags=plain())) == ""
-    assert render(Response(host="vm", flags=plain())) == ""
+    assert render(one(host="vm", response="text", error="boom", flags=plain())) == ""
+    assert render(one(host="vm", flags=plain())) == ""
 
 
 def test_whole_output_is_trimmed_like_go() -> None:
-    assert render(Response(host="vm", response="\n\nmiddle\n\n", flags=plain())) == "middle"
+    assert render(one(host="vm", response="\n\nmiddle\n\n", flags=plain())) == "middle"
     # Go's unicode.IsSpace has no \x1c-\x1f, which Python's str.strip() would remove.
-    assert render(Response(host="vm", response="\x1cx\x1f", flags=plain())) == "\x1cx\x1f"
+    assert render(one(host="vm", response="\x1cx\x1f", flags=plain())) == "\x1cx\x1f"
     assert trim_space("\u3000\u2028 x\x85\xa0\u205f") == "x"
 
 
 def test_width_mismatch_is_rendered_as_minicli_reports_it() -> None:
-    resp = Response(host="vm", header=["a", "b"], tabular=[["1", "2"], ["3"]], flags=plain())
+    resp = one(host="vm", header=["a", "b"], tabular=[["1", "2"], ["3"]], flags=plain())
     assert render(resp) == "tabular width mismatch, host: vm, row: 1"
 
 
 def test_csv_quotes_like_go() -> None:
     cells = ["\\.", " lead", "\u3000lead", "\x1clead", "", "a\nb", "<&>"]
-    resp = Response(
+    resp = one(
         host="vm",
         header=["c"] * len(cells),
         tabular=[cells],
@@ -266,7 +273,7 @@ def test_csv_quotes_like_go() -> None:
 
 
 def test_json_escapes_like_go_1_19() -> None:
-    resp = Response(host="vm", response="\b\f\x01\x7f\u2028é\t", flags=plain(mode=MODE_JSON))
+    resp = one(host="vm", response="\b\f\x01\x7f\u2028é\t", flags=plain(mode=MODE_JSON))
     assert render(resp).startswith(
         '[{"Host":"vm","Response":"\\u0008\\u000c\\u0001\x7f\\u2028é\\t"'
     )
@@ -290,7 +297,7 @@ def test_help_table_reproduces_bare_help() -> None:
     random.Random(7).shuffle(rows)  # help_table sorts, as minicli does
     listing = help_table(rows)
     assert listing.startswith(intro + "\n")
-    assert render(Response(host="vm", response=listing, flags=plain())) + "\n" == text
+    assert render(one(host="vm", response=listing, flags=plain())) + "\n" == text
 
 
 def test_tab_padding_rounds_cells_to_tab_stops() -> None:
@@ -376,7 +383,7 @@ CELL = st.one_of(
 
 
 @st.composite
-def responses(draw: st.DrawFn) -> Response:
+def replies(draw: st.DrawFn) -> Reply:
     width = draw(st.integers(0, 4))
     rows = draw(st.lists(st.lists(CELL, min_size=width, max_size=width), max_size=16))
     header = draw(st.one_of(st.none(), st.lists(CELL, min_size=width, max_size=width)))
@@ -387,7 +394,7 @@ def responses(draw: st.DrawFn) -> Response:
         sort=draw(st.booleans()),
         mode=draw(st.sampled_from([MODE_DEFAULT, MODE_DEFAULT, MODE_CSV, MODE_JSON])),
     )
-    return Response(
+    return one(
         host=draw(st.sampled_from(["vm", "host-1", "ä"])),
         response=draw(st.text(ALPHABET, max_size=6)),
         header=header,
@@ -420,10 +427,10 @@ def as_go_1_19_json(reference_json: str) -> str:
 
 @needs_reference
 @settings(max_examples=300, deadline=None)
-@given(responses())
-def test_render_agrees_with_the_spec_model(resp: Response) -> None:
+@given(replies())
+def test_render_agrees_with_the_spec_model(reply: Reply) -> None:
     assert REFERENCE is not None
-    flags = resp.flags
+    resp, flags = reply.responses[0], reply.flags
     if flags.sort and resp.tabular and flags.mode != MODE_JSON:
         host = [resp.host] if flags.annotate else []
         assume(consistently_ordered([host + row for row in resp.tabular]))
@@ -445,7 +452,7 @@ def test_render_agrees_with_the_spec_model(resp: Response) -> None:
     )
     if flags.mode == MODE_JSON:
         expected = as_go_1_19_json(expected)
-    assert render(resp) == expected
+    assert render(reply) == expected
 
 
 # ---------------------------------------------------------------------- the tabulate path

@@ -28,6 +28,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.vt100 import Vt100_Output
 
+from minishell.commands.registry import Sink
 from minishell.repl import (
     CommandCompleter,
     history_path,
@@ -35,7 +36,6 @@ from minishell.repl import (
     prompt_message,
     run_repl,
 )
-from minishell.response import Response
 from minishell.session import Session
 
 HOST = "vm"  # the conftest session's; it also turns .annotate off
@@ -182,7 +182,7 @@ async def test_ctrl_c_during_a_command_cancels_only_that_command(
                 session, f"shell sleep 30{ENTER}pipe after 1{ENTER}{CTRL_D}", tmp_path
             )
     assert ended.status == 0
-    assert ended.err == "interrupted\n"
+    assert ended.err == "Error (vm): interrupted\n"
     assert session.plumber.names() == ("minimega//after",)
     assert child_processes() == []
 
@@ -215,14 +215,14 @@ async def test_an_unexpected_error_is_logged_and_the_prompt_goes_on(
     session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    run_line: Callable[[str], Awaitable[list[Response]]] = session.run_line
+    run: Callable[[str, Sink], Awaitable[None]] = session.run
 
-    async def run_line_with_a_bug(line: str) -> list[Response]:
+    async def run_with_a_bug(line: str, sink: Sink) -> None:
         if line == "echo bug":
             raise RuntimeError("a bug")
-        return await run_line(line)
+        await run(line, sink)
 
-    monkeypatch.setattr(session, "run_line", run_line_with_a_bug)
+    monkeypatch.setattr(session, "run", run_with_a_bug)
     ended = await type_into_repl(session, f"echo bug{ENTER}echo fine{ENTER}{CTRL_D}", tmp_path)
     assert (ended.status, ended.out, ended.err) == (0, "fine\n", "")
     [record] = [r for r in caplog.records if r.name == "minishell.repl"]

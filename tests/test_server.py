@@ -164,7 +164,7 @@ def numbered(prefix: bytes, count: int) -> list[bytes]:
 def new_session(nursery: trio.Nursery, base: Path) -> Session:
     helper_dir = kit.bin_dir()
     plumber = Plumber(nursery, helper_dir=helper_dir, rng=random.Random(7))
-    return Session(plumber, nursery, hostname="vm", files_dir=str(base / "files"))
+    return Session(plumber, nursery, hostname="vm", base=str(base))
 
 
 @pytest.fixture
@@ -180,8 +180,8 @@ async def server(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Control
 
 
 async def listing(server: ControlServer) -> list[list[str]]:
-    [response] = await server.session.run_line("pipe")
-    return response.tabular or []
+    [reply] = await server.session.run_line("pipe")
+    return reply.responses[0].tabular or []
 
 
 # -- where it listens ---------------------------------------------------------------------------

@@ -10,22 +10,20 @@ import pytest
 
 from minishell.errors import CommandError
 from minishell.render import render
-from minishell.response import Flags, Response
+from minishell.reply import Flags, Reply, Response
 from minishell.tabular import RowFilter, filter_rows, find_column, parse_filter, select_columns
 
 PIPE_HEADER = ["name", "mode", "readers", "writers", "count", "via", "previous"]
 
 
-def pipe_listing(*pipes: tuple[str, str], annotate: bool = False) -> Response:
+def pipe_listing(*pipes: tuple[str, str]) -> Response:
     """What `pipe` answers for idle pipes named minimega//<name> holding <previous>."""
     rows = [[f"minimega//{name}", "all", "0", "0", "1", "", prev] for name, prev in pipes]
-    return Response(
-        host="vm", header=list(PIPE_HEADER), tabular=rows, flags=Flags(annotate=annotate)
-    )
+    return Response(host="vm", header=list(PIPE_HEADER), tabular=rows)
 
 
-def shown(resp: Response | None) -> str:
-    return "" if resp is None else render(resp)
+def shown(resp: Response | None, *, annotate: bool = False) -> str:
+    return "" if resp is None else render(Reply([resp], Flags(annotate=annotate)))
 
 
 def columns(resp: Response, names: str) -> Response:
@@ -50,16 +48,16 @@ COLS = [("c1", "v1"), ("c2", "v2")]
     ],
 )
 def test_columns_select_reorder_expand_and_repeat(names: str, expected: str) -> None:
-    assert render(columns(pipe_listing(*COLS), names)) == expected
+    assert shown(columns(pipe_listing(*COLS), names)) == expected
 
 
 def test_columns_nest() -> None:
-    assert render(columns(columns(pipe_listing(*COLS), "name,mode"), "mode")) == "mode\nall\nall"
+    assert shown(columns(columns(pipe_listing(*COLS), "name,mode"), "mode")) == "mode\nall\nall"
 
 
 def test_columns_leave_simple_responses_alone() -> None:
-    resp = Response(host="vm", response="not tabular", flags=Flags(annotate=False))
-    assert render(columns(resp, "name")) == "not tabular"
+    resp = Response(host="vm", response="not tabular")
+    assert shown(columns(resp, "name")) == "not tabular"
 
 
 @pytest.mark.parametrize(
@@ -73,7 +71,7 @@ def test_columns_leave_simple_responses_alone() -> None:
     ],
 )
 def test_column_errors(names: str, error: str) -> None:
-    resp = pipe_listing(("e1", "v"), annotate=True)
+    resp = pipe_listing(("e1", "v"))
     with pytest.raises(CommandError) as raised:
         select_columns(resp, names)
     assert str(raised.value) == error
@@ -86,8 +84,8 @@ def test_column_errors_even_on_an_empty_table() -> None:
 
 
 def test_annotation_comes_after_columns() -> None:
-    resp = columns(pipe_listing(("e1", "v"), annotate=True), "name")
-    assert render(resp) == "host | name\nvm   | minimega//e1"
+    resp = columns(pipe_listing(("e1", "v")), "name")
+    assert shown(resp, annotate=True) == "host | name\nvm   | minimega//e1"
 
 
 def test_header_without_table_takes_the_names_as_given() -> None:
@@ -158,7 +156,7 @@ def test_filter_that_removes_every_row_prints_nothing() -> None:
     resp = filter_rows(pipe_listing(*FRUIT), parse_filter("count=2"))
     assert resp is not None
     assert resp.tabular == []
-    assert render(resp) == ""
+    assert shown(resp) == ""
 
 
 def test_filter_after_columns_has_only_those_columns() -> None:

@@ -8,17 +8,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from minishell import kit
-from minishell.plumber import Plumber
 from minishell.replay import find_transcripts, replay_one
-from minishell.session import Session
+from minishell.session import open_session
 
 TRANSCRIPTS = find_transcripts([str(Path(__file__).parent.parent / "transcripts")])
-
-
-def _new_session(helper_dir: str, nursery: trio.Nursery) -> Session:
-    return Session(Plumber(nursery, helper_dir=helper_dir), nursery, hostname="vm",
-                   files_dir="/tmp/minishell/files")
 
 
 def test_there_are_transcripts() -> None:
@@ -28,6 +21,6 @@ def test_there_are_transcripts() -> None:
 @pytest.mark.parametrize("script", TRANSCRIPTS, ids=lambda path: path.name)
 async def test_transcript(script: Path) -> None:
     with trio.fail_after(60):
-        got = await replay_one(script, partial(_new_session, kit.bin_dir()))
+        got = await replay_one(script, partial(open_session, hostname="vm", base="/tmp/minishell"))
     want = script.with_name(script.name + ".want").read_bytes().decode()
     assert got == want

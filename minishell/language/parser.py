@@ -16,83 +16,54 @@ per shape as a small builder that makes the command from the words.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeAlias, cast
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias
 
 import lark
-from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedInput, VisitError
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedInput
 
 from minishell.errors import CommandError
 from minishell.gostr import trim_space
-from minishell.language.commands import (
-    AliasList,
-    AliasSet,
-    Background,
-    ClearAll,
-    ClearHistory,
-    ClearNamespace,
-    ClearPipe,
-    ClearPipeAttr,
-    ClearPlumb,
-    Columns,
-    Command,
-    Echo,
-    EnvGet,
-    EnvList,
-    EnvSet,
-    Filter,
-    FlagName,
-    FlagQuery,
-    FlagSet,
-    FlagWrap,
-    Help,
-    History,
-    NamespaceList,
-    NamespaceRun,
-    NamespaceSwitch,
-    NsHosts,
-    NsRun,
-    PipeAttr,
-    PipeList,
-    PipeMode,
-    PipeSetLog,
-    PipeSetMode,
-    PipeSetVia,
-    PipeWrite,
-    Plumb,
-    PlumbList,
-    Quit,
-    Read,
-    Shell,
-    Unalias,
-    Unsupported,
-    Version,
-)
+from minishell.language.command import Command, Target
 from minishell.language.lexer import lex
+from minishell.language.patterns import Item, Pattern, variants
 
 if TYPE_CHECKING:
     from lark.parsers.lalr_parser_state import ParserState
 
-Builder: TypeAlias = Callable[[Sequence[str], int, "Command | None"], Command]
+Builder: TypeAlias = Callable[[Sequence[str], int, "Command[Any] | None"], "Command[Any]"]
 """Makes a command from the line's words, given the index of the command's first
-word and, for a command with a `(command)` slot, the nested command."""
+word and, for a command with a `(command)` item, the nested command."""
 
 WORD = "WORD"
 REST = "REST"
 SUBCOMMAND = "SUBCOMMAND"
 END = "$END"
 _SLOTS = frozenset({WORD, REST, SUBCOMMAND})
-
-# minishell's own word: offered only when typed in full, so that it cannot make
-# any of minimega's prefixes (`e` is echo) ambiguous.
-_EXACT_ONLY = frozenset({"exit"})
+_SYMBOLS = {"string": WORD, "list": REST, "command": SUBCOMMAND}
 
 # Lines up to this many words share the per-shape cache; longer ones (rare, and
 # each of them its own shape) are matched afresh so the cache stays small.
 _CACHED_WORDS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Form(Generic[Target]):
+    """One registered pattern and what a match of it compiles to.
+
+    `exact_only`: the pattern's keywords match only when spelled in full, so a
+    word of minishell's own (`exit`) cannot make minimega's prefixes ambiguous
+    (`e` stays `echo`).
+    """
+
+    pattern: Pattern
+    target: Target
+    exact_only: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -108,7 +79,7 @@ NO_KEYWORD = Shape(frozenset(), None)
 
 @dataclass(frozen=True, slots=True)
 class Language:
-    """The grammar and the keyword tables derived from it."""
+    """The LALR tables and the keyword tables derived from the patterns."""
 
     start: ParserState[int]  # lark's interactive parser state before any token: copy, then feed
     literals: Mapping[str, str]  # keyword terminal name -> the keyword
@@ -140,6 +111,31 @@ def feed(state: ParserState[int], token_type: str, value: object) -> ParserState
     return branch
 
 
+# -- the grammar -----------------------------------------------------------------------------
+
+
+def grammar_text(forms: Sequence[Form[Any]]) -> str:
+    """grammar/minimega.lark, then one rule per form: every pattern becomes lark.
+
+    Rule `f<N>` is form N; its alternatives are the pattern's variants (with
+    and without an optional last item). `!` keeps every keyword token in the
+    tree, so the tokens line up with the pattern's items.
+    """
+    base = resources.files("minishell.grammar").joinpath("minimega.lark").read_text()
+    rules = [f"?start: {' | '.join(f'f{index}' for index in range(len(forms)))}"]
+    for index, form in enumerate(forms):
+        alternatives = [" ".join(map(_symbol, variant)) for variant in variants(form.pattern)]
+        rules.append(f"!f{index}: {' | '.join(alternatives)}")
+    return base + "\n" + "\n".join(rules) + "\n"
+
+
+def _symbol(item: Item) -> str:
+    if item.kind in _SYMBOLS:
+        return _SYMBOLS[item.kind]
+    literals = [json.dumps(keyword) for keyword in item.keywords]
+    return literals[0] if len(literals) == 1 else f"({' | '.join(literals)})"
+
+
 def _grammar_cache() -> str | bool:
     """Where lark keeps the analysed LALR tables: building them takes 0.4 s, loading 0.06 s.
 
@@ -158,20 +154,10 @@ def _grammar_cache() -> str | bool:
     return os.path.join(folder, f"grammar-lark-{lark.__version__}.cache")
 
 
-@functools.cache
-def language() -> Language:
-    parser = Lark.open_from_package(
-        "minishell.grammar", "minimega.lark", parser="lalr", maybe_placeholders=True,
-        cache=_grammar_cache(),
-    )
-    literals = {t.name: t.pattern.value for t in parser.terminals}
-    return Language(parser.parse_interactive().parser_state, literals, _shapes(literals))
-
-
-def _shapes(literals: Mapping[str, str]) -> dict[str, Shape]:
+def _shapes(literals: Mapping[str, str], exact_only: frozenset[str]) -> dict[str, Shape]:
     keywords: dict[str, set[str]] = {}
     for name, keyword in literals.items():
-        lengths = [len(keyword)] if keyword in _EXACT_ONLY else range(len(keyword) + 1)
+        lengths = [len(keyword)] if keyword in exact_only else range(len(keyword) + 1)
         for prefix in (keyword[:n] for n in lengths):
             keywords.setdefault(prefix, set()).add(name)
     exact = {keyword: name for name, keyword in literals.items()}
@@ -183,24 +169,98 @@ def _shapes(literals: Mapping[str, str]) -> dict[str, Shape]:
     return shapes
 
 
-def parse(line: str) -> Command | None:
-    """Compile a line as minicli does: None for a blank or comment line.
+# -- matching ----------------------------------------------------------------------------------
 
-    Raises CommandError with minimega's text: a lexer error as is, otherwise
-    ``invalid command: `<line>` `` with the trimmed line as typed.
-    """
-    text = trim_space(line)
-    # minicli lexes before its comment check, but a line starting with `#` lexes
-    # to nothing and cannot fail, so the check can come first.
-    if not text or text[0] == "#":
-        return None
-    words = lex(text)
-    shapes = language().shapes
-    line_shape = tuple(map(shapes.get, words))
-    plan = _cached_plan(line_shape) if len(words) <= _CACHED_WORDS else _plan(line_shape)
-    if plan is None:
-        raise CommandError(f"invalid command: `{text}`")
-    return plan.build(words)
+
+class Parser(Generic[Target]):
+    """Lines -> commands of the registered forms."""
+
+    def __init__(self, forms: Sequence[Form[Target]]) -> None:
+        self.forms = tuple(forms)
+        parser = Lark(grammar_text(self.forms), parser="lalr", cache=_grammar_cache())
+        literals = {t.name: t.pattern.value for t in parser.terminals}
+        exact_only = frozenset(keyword for form in self.forms if form.exact_only
+                               for item in form.pattern for keyword in item.keywords)
+        self.language = Language(parser.parse_interactive().parser_state, literals,
+                                 _shapes(literals, exact_only))
+        self._cached_plan = functools.lru_cache(maxsize=4096)(self._plan)
+
+    def parse(self, line: str) -> Command[Target] | None:
+        """Compile a line as minicli does: None for a blank or comment line.
+
+        Raises CommandError with minimega's text: a lexer error as is, otherwise
+        ``invalid command: `<line>` `` with the trimmed line as typed.
+        """
+        text = trim_space(line)
+        # minicli lexes before its comment check, but a line starting with `#` lexes
+        # to nothing and cannot fail, so the check can come first.
+        if not text or text[0] == "#":
+            return None
+        words = lex(text)
+        shapes = self.language.shapes
+        line_shape = tuple(map(shapes.get, words))
+        plan = (self._cached_plan(line_shape) if len(words) <= _CACHED_WORDS
+                else self._plan(line_shape))
+        if plan is None:
+            raise CommandError(f"invalid command: `{text}`")
+        command: Command[Target] = plan.build(words)
+        return command
+
+    def _plan(self, line_shape: tuple[Shape | None, ...]) -> _Plan | None:
+        """The plan for lines of this shape, or None if minicli rejects them.
+
+        A `(command)` item needs the rest of the line resolved first. Rather than
+        recurse (a line may nest `.json true` a thousand times), the search asks
+        for it by raising _NeedNested and runs again once it is known.
+        """
+        resolved: dict[int, _Match | None] = {}
+        pending = [0]
+        while pending:
+            start = pending[-1]
+            search = _Search(self, line_shape, start, resolved)
+            try:
+                resolved[start] = search.descend(self.language.begin(), start)
+            except _NeedNested as need:
+                pending.append(need.start)
+                continue
+            pending.pop()
+        levels = []
+        level: int | None = 0
+        while level is not None:
+            match = resolved[level]
+            if match is None:
+                return None
+            levels.append((level, match.build))
+            level = match.nested
+        return _Plan(tuple(levels))
+
+    def builder(self, tree: Tree[Token]) -> Builder:
+        """How a complete parse of one level makes its command from the words."""
+        form = self.forms[int(tree.data[1:])]
+        tokens = [child for child in tree.children if isinstance(child, Token)]
+        items = form.pattern if len(tokens) == len(form.pattern) else form.pattern[:-1]
+        strings: list[tuple[str, int]] = []
+        lists: list[tuple[str, int]] = []
+        bools: set[str] = set()
+        for item, token in zip(items, tokens, strict=True):
+            if item.kind == "string":
+                strings.append((item.key, token.value))
+            elif item.kind == "list":
+                lists.append((item.key, token.value))
+            elif item.kind == "choice":
+                bools.add(self.language.literals[token.type])
+        target, chosen = form.target, frozenset(bools)
+
+        def build(words: Sequence[str], base: int, inner: Command[Any] | None) -> Command[Any]:
+            return Command(
+                target,
+                {key: words[base + offset] for key, offset in strings} if strings else {},
+                {key: tuple(words[base + offset:]) for key, offset in lists} if lists else {},
+                chosen,
+                inner,
+            )
+
+        return build
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,44 +270,12 @@ class _Plan:
 
     levels: tuple[tuple[int, Builder], ...]
 
-    def build(self, words: Sequence[str]) -> Command:
-        command: Command | None = None
+    def build(self, words: Sequence[str]) -> Command[Any]:
+        command: Command[Any] | None = None
         for start, builder in reversed(self.levels):  # innermost first: no recursion
             command = builder(words, start, command)
         assert command is not None
         return command
-
-
-def _plan(line_shape: tuple[Shape | None, ...]) -> _Plan | None:
-    """The plan for lines of this shape, or None if minicli rejects them.
-
-    A `(command)` slot needs the rest of the line resolved first. Rather than
-    recurse (a line may nest `.json true` a thousand times), the search asks for
-    it by raising _NeedNested and runs again once it is known.
-    """
-    resolved: dict[int, _Match | None] = {}
-    pending = [0]
-    while pending:
-        start = pending[-1]
-        search = _Search(language(), line_shape, start, resolved)
-        try:
-            resolved[start] = search.descend(search.language.begin(), start)
-        except _NeedNested as need:
-            pending.append(need.start)
-            continue
-        pending.pop()
-    levels = []
-    level: int | None = 0
-    while level is not None:
-        match = resolved[level]
-        if match is None:
-            return None
-        levels.append((level, match.build))
-        level = match.nested
-    return _Plan(tuple(levels))
-
-
-_cached_plan = functools.lru_cache(maxsize=4096)(_plan)
 
 
 class _NeedNested(Exception):
@@ -269,7 +297,7 @@ class _Match:
 class _Search:
     """minicli's trie.compile for the command starting at word `base`."""
 
-    language: Language
+    parser: Parser[Any]
     line_shape: tuple[Shape | None, ...]
     base: int
     resolved: Mapping[int, _Match | None]
@@ -307,7 +335,7 @@ class _Search:
             tree = state.feed_token(Token(END, ""), is_end=True)
         except UnexpectedInput:
             return None
-        return _Match(_to_builder(tree, self.language.literals), exact=True, nested=None)
+        return _Match(self.parser.builder(tree), exact=True, nested=None)
 
 
 def _choose(matches: Sequence[_Match]) -> _Match | None:
@@ -316,211 +344,3 @@ def _choose(matches: Sequence[_Match]) -> _Match | None:
         return matches[0]
     exact = [match for match in matches if match.exact]
     return exact[0] if len(exact) == 1 else None
-
-
-def _to_builder(tree: Tree[Token], literals: Mapping[str, str]) -> Builder:
-    try:
-        return _Builders(literals).transform(tree)
-    except VisitError as error:  # lark wraps what its callbacks raise
-        raise error.orig_exc from None
-
-
-def _constant(command: Command) -> Builder:
-    return lambda words, base, inner: command
-
-
-def _rest(words: Sequence[str], start: int) -> tuple[str, ...]:
-    return tuple(words[start:])
-
-
-def _given(inner: Command | None) -> Command:
-    """The nested command, which _Plan.build always passes to a level that has one."""
-    assert inner is not None
-    return inner
-
-
-@v_args(inline=True)
-class _Builders(Transformer[Token, Builder]):
-    """A parse tree -> a builder. WORD and REST tokens carry the index of their
-    word, relative to the command's first word; keyword tokens are read by type,
-    since the word may be a prefix of the keyword."""
-
-    def __init__(self, literals: Mapping[str, str]) -> None:
-        super().__init__()
-        self._literals = literals
-
-    def _keyword(self, token: Token) -> str:
-        return self._literals[token.type]
-
-    # -- choices --------------------------------------------------------------
-    def pipe_mode(self, token: Token) -> PipeMode:
-        return cast("PipeMode", self._keyword(token))
-
-    def pipe_attr(self, token: Token) -> PipeAttr:
-        return cast("PipeAttr", self._keyword(token))
-
-    def flag(self, token: Token) -> FlagName:
-        return cast("FlagName", self._keyword(token).removeprefix("."))
-
-    def boolean(self, token: Token) -> bool:
-        return self._keyword(token) == "true"
-
-    def read_check(self, token: Token) -> bool:
-        return True
-
-    # -- pipes ----------------------------------------------------------------
-    def pipe_list(self) -> Builder:
-        return _constant(PipeList())
-
-    def pipe_write(self, pipe: Token, data: Token) -> Builder:
-        p, d = pipe.value, data.value
-        return lambda words, base, inner: PipeWrite(words[base + p], words[base + d])
-
-    def pipe_set_mode(self, pipe: Token, mode: PipeMode) -> Builder:
-        p = pipe.value
-        return lambda words, base, inner: PipeSetMode(words[base + p], mode)
-
-    def pipe_set_log(self, pipe: Token, enabled: bool) -> Builder:
-        p = pipe.value
-        return lambda words, base, inner: PipeSetLog(words[base + p], enabled)
-
-    def pipe_set_via(self, pipe: Token, command: Token) -> Builder:
-        p, c = pipe.value, command.value
-        return lambda words, base, inner: PipeSetVia(words[base + p], _rest(words, base + c))
-
-    def clear_pipe(self, pipe: Token | None) -> Builder:
-        if pipe is None:
-            return _constant(ClearPipe(None))
-        p = pipe.value
-        return lambda words, base, inner: ClearPipe(words[base + p])
-
-    def clear_pipe_attr(self, pipe: Token, attr: PipeAttr) -> Builder:
-        p = pipe.value
-        return lambda words, base, inner: ClearPipeAttr(words[base + p], attr)
-
-    # -- pipelines ------------------------------------------------------------
-    def plumb_list(self) -> Builder:
-        return _constant(PlumbList())
-
-    def plumb(self, source: Token, destinations: Token) -> Builder:
-        s = source.value
-        return lambda words, base, inner: Plumb(_rest(words, base + s))
-
-    def clear_plumb(self, pipeline: Token | None) -> Builder:
-        if pipeline is None:
-            return _constant(ClearPlumb(()))
-        p = pipeline.value
-        return lambda words, base, inner: ClearPlumb(_rest(words, base + p))
-
-    # -- namespaces -----------------------------------------------------------
-    def namespace_list(self) -> Builder:
-        return _constant(NamespaceList())
-
-    def namespace_switch(self, name: Token) -> Builder:
-        n = name.value
-        return lambda words, base, inner: NamespaceSwitch(words[base + n])
-
-    def namespace_run(self, name: Token, command: Token) -> Builder:
-        n = name.value
-        return lambda words, base, inner: NamespaceRun(words[base + n], _given(inner))
-
-    def clear_namespace(self, name: Token | None) -> Builder:
-        if name is None:
-            return _constant(ClearNamespace(None))
-        n = name.value
-        return lambda words, base, inner: ClearNamespace(words[base + n])
-
-    def ns_hosts(self) -> Builder:
-        return _constant(NsHosts())
-
-    def ns_run(self, command: Token) -> Builder:
-        return lambda words, base, inner: NsRun(_given(inner))
-
-    # -- other commands -------------------------------------------------------
-    def echo(self, args: Token | None) -> Builder:
-        if args is None:
-            return _constant(Echo(()))
-        a = args.value
-        return lambda words, base, inner: Echo(_rest(words, base + a))
-
-    def shell(self, argv: Token) -> Builder:
-        a = argv.value
-        return lambda words, base, inner: Shell(_rest(words, base + a))
-
-    def background(self, argv: Token) -> Builder:
-        a = argv.value
-        return lambda words, base, inner: Background(_rest(words, base + a))
-
-    def help(self, topic: Token | None) -> Builder:
-        if topic is None:
-            return _constant(Help(()))
-        t = topic.value
-        return lambda words, base, inner: Help(_rest(words, base + t))
-
-    def history(self) -> Builder:
-        return _constant(History())
-
-    def clear_history(self) -> Builder:
-        return _constant(ClearHistory())
-
-    def read(self, path: Token, check: bool | None) -> Builder:
-        p, checking = path.value, bool(check)
-        return lambda words, base, inner: Read(words[base + p], checking)
-
-    def clear_all(self) -> Builder:
-        return _constant(ClearAll())
-
-    def quit(self) -> Builder:
-        return _constant(Quit())
-
-    def version(self) -> Builder:
-        return _constant(Version())
-
-    # -- dot-builtins ---------------------------------------------------------
-    def flag_query(self, flag: FlagName) -> Builder:
-        return _constant(FlagQuery(flag))
-
-    def flag_set(self, flag: FlagName, value: bool) -> Builder:
-        return _constant(FlagSet(flag, value))
-
-    def flag_wrap(self, flag: FlagName, value: bool, command: Token) -> Builder:
-        return lambda words, base, inner: FlagWrap(flag, value, _given(inner))
-
-    def columns(self, columns: Token, command: Token) -> Builder:
-        c = columns.value
-        return lambda words, base, inner: Columns(words[base + c], _given(inner))
-
-    def filter(self, filter_: Token, command: Token) -> Builder:
-        f = filter_.value
-        return lambda words, base, inner: Filter(words[base + f], _given(inner))
-
-    def alias_list(self) -> Builder:
-        return _constant(AliasList())
-
-    def alias_set(self, alias: Token) -> Builder:
-        a = alias.value
-        return lambda words, base, inner: AliasSet(" ".join(words[base + a :]))
-
-    def unalias(self, name: Token) -> Builder:
-        n = name.value
-        return lambda words, base, inner: Unalias(words[base + n])
-
-    def env_list(self) -> Builder:
-        return _constant(EnvList())
-
-    def env_get(self, name: Token) -> Builder:
-        n = name.value
-        return lambda words, base, inner: EnvGet(words[base + n])
-
-    def env_set(self, name: Token, value: Token) -> Builder:
-        n, v = name.value, value.value
-        return lambda words, base, inner: EnvSet(words[base + n], words[base + v])
-
-    # -- minimega commands minishell does not run -----------------------------
-    def unsupported(self, command: Token, *arguments: Token | None) -> Builder:
-        word = self._keyword(command)
-        if word in ("clear", "ns"):  # named by their subcommand: `clear vm`, `ns load`
-            subcommand = arguments[0]
-            assert subcommand is not None
-            word = f"{word} {self._keyword(subcommand)}"
-        return _constant(Unsupported(word))

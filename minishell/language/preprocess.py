@@ -1,20 +1,16 @@
-"""minimega's argument preprocessor (cmd/minimega/cli.go cliPreprocess).
+"""minimega's argument preprocessor (cmd/minimega/cli.go cliPreprocess), for one argument.
 
 Every string argument and list element of a command, once matched, goes
 through Go's os.ExpandEnv and then, if it parses as a URL with scheme `file`,
 becomes a path in the files directory. Matching never sees the expansion:
-`pipe $X mode` writes "mode" even when $X is "all".
+`pipe $X mode` writes "mode" even when $X is "all". The session applies it to
+each command as it runs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import posixpath
-import typing
-
-from minishell.language import commands
-from minishell.language.commands import Command, FlagWrap
 
 _SPECIAL = frozenset("*#$@!?-0123456789")
 _NAME_CHARS = frozenset("_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -30,87 +26,6 @@ def expand(text: str, files_dir: str) -> str:
         if opaque is not None:
             return _go_join(files_dir, opaque)
     return text
-
-
-def preprocess(command: Command, *, enabled: bool, files_dir: str) -> Command:
-    """The command with its user strings expanded when preprocessing is enabled.
-
-    Nested commands are included; `.preprocess <bool> (command)` decides for its
-    inner command. Keywords (modes, flag names, attributes) and bools are left
-    alone. Iterative, since a line may nest commands a thousand deep.
-    """
-    levels: list[tuple[Command, bool, Command | None]] = []  # outermost first
-    current: Command | None = command
-    while current is not None:
-        nested = _nested(current)
-        levels.append((current, enabled, nested))
-        if isinstance(current, FlagWrap) and current.flag == "preprocess":
-            enabled = current.value
-        current = nested
-    inner: Command | None = None
-    for outer, on, nested in reversed(levels):
-        changes = _expanded(outer, files_dir) if on else {}
-        field = _FIELDS[type(outer)].nested
-        if field is not None and inner is not nested:
-            changes[field] = inner
-        inner = _replace(outer, changes) if changes else outer
-    assert inner is not None
-    return inner
-
-
-# -- the command's fields ---------------------------------------------------
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Fields:
-    """A command class's fields by declared type: `str` and `str | None` hold
-    one user string, `tuple[str, ...]` several; Literal keywords and bools none."""
-
-    strings: tuple[str, ...]
-    lists: tuple[str, ...]
-    nested: str | None  # the field holding a nested command
-
-
-def _fields(cls: type) -> _Fields:
-    hints = typing.get_type_hints(cls, vars(commands))
-    names = [field.name for field in dataclasses.fields(cls)]
-    nested = [name for name in names if hints[name] == Command]
-    return _Fields(
-        strings=tuple(name for name in names if hints[name] in (str, str | None)),
-        lists=tuple(name for name in names if hints[name] == tuple[str, ...]),
-        nested=nested[0] if nested else None,
-    )
-
-
-_FIELDS = {cls: _fields(cls) for cls in typing.get_args(Command)}
-
-
-def _nested(command: Command) -> Command | None:
-    field = _FIELDS[type(command)].nested
-    return None if field is None else typing.cast("Command", getattr(command, field))
-
-
-def _expanded(command: Command, files_dir: str) -> dict[str, object]:
-    fields = _FIELDS[type(command)]
-    changes: dict[str, object] = {}
-    for name in fields.strings:
-        value = getattr(command, name)
-        if value is not None and _may_expand(value):
-            changes[name] = expand(value, files_dir)
-    for name in fields.lists:
-        values = getattr(command, name)
-        if any(_may_expand(value) for value in values):
-            changes[name] = tuple(expand(value, files_dir) for value in values)
-    return changes
-
-
-def _may_expand(text: str) -> bool:
-    """A cheap test that passes every string that expand() would change."""
-    return "$" in text or ":" in text
-
-
-def _replace(command: Command, changes: dict[str, object]) -> Command:
-    # mypy types dataclasses.replace per class, which a union of classes defeats
-    untyped: typing.Any = command
-    return typing.cast("Command", dataclasses.replace(untyped, **changes))
 
 
 # -- Go's os.ExpandEnv (os/env.go Expand, getShellName) ----------------------

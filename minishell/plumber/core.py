@@ -12,8 +12,8 @@ import functools
 import itertools
 import random
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 
 import trio
@@ -263,6 +263,25 @@ class Plumber:
             production.cancel()
         for production in productions:
             await production.done.wait()
+
+
+@asynccontextmanager
+async def open_plumber(*, helper_dir: str | None = None,
+                       rng: random.Random | None = None) -> AsyncIterator[Plumber]:
+    """A plumber whose pipelines live in a nursery of its own.
+
+    Its block ends with every pipeline cancelled and its children reaped, and
+    every reader at EOF, whatever ends it (the closing is shielded from the
+    cancellation that may be the reason).
+    """
+    async with trio.open_nursery() as nursery:
+        plumber = Plumber(nursery, helper_dir=helper_dir, rng=rng)
+        try:
+            yield plumber
+        finally:
+            with trio.CancelScope(shield=True):
+                await plumber.aclose()
+            nursery.cancel_scope.cancel()
 
 
 # The blocks of open_reader/open_writer are small classes rather than

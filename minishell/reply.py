@@ -1,7 +1,10 @@
-"""What a command answers, before rendering: minicli's Response, one per host.
+"""What a command answers, before rendering: minicli's Responses.
 
-Every front end (prompt, replay, socket) receives these from
-`Session.run_line` and turns them into text with `minishell.render`.
+A command's answer is one `Reply`: a `Response` per host it ran on (one for a
+local command, many for `mesh send all` or a namespace spanning hosts) and the
+output flags it is rendered with. A line may give several replies (`read`
+gives one per line of its script); every front end (prompt, socket, `-e`,
+replay) renders each reply through `minishell.render`, the one funnel.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ MODE_CSV = "csv"
 class Flags:
     """minicli's output flags (pkg/minicli/minicli.go:45-56 defaults).
 
-    A response carries a copy of the flags in force when it was made, so a
+    A reply carries a copy of the flags in force when it was made, so a
     one-shot `.json true pipe` renders differently from the global setting.
     """
 
@@ -39,4 +42,15 @@ class Response:
     header: list[str] | None = None
     tabular: list[list[str]] | None = None
     error: str = ""
+
+
+@dataclass(slots=True)
+class Reply:
+    """One command's answer from every host it ran on (minicli.Responses)."""
+
+    responses: list[Response]
     flags: Flags = field(default_factory=Flags)
+
+    @property
+    def failed(self) -> bool:
+        return any(response.error for response in self.responses)

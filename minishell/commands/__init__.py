@@ -1,0 +1,17 @@
+"""minimega's commands, one module per verb family; each lists its handlers in HANDLERS.
+
+A new command is a module here and its name in MODULES: the grammar, `help`
+and completion come from its declarations (registry.py).
+"""
+
+from minishell.commands import (
+    builtins,
+    history,
+    misc,
+    namespaces,
+    pipes,
+    scripts,
+    shell,
+)
+
+MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc)

@@ -14,6 +14,20 @@ GO_SPACE = (
 )
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
+def atoi(text: str) -> int:
+    """strconv.Atoi on a 64-bit platform; ValueError with Go's text otherwise."""
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"strconv.Atoi: parsing {quote(text)}: invalid syntax")
+    value = int(text)
+    if value not in _INT64:
+        raise ValueError(f"strconv.Atoi: parsing {quote(text)}: value out of range")
+    return value
+
+
 def trim_space(text: str) -> str:
     """strings.TrimSpace."""
     return text.strip(GO_SPACE)

@@ -203,7 +203,7 @@ def ns_run(sub: Described) -> Described:
         ("read /tmp/x.mm", read("/tmp/x.mm", check=False)),
         ("read /tmp/x.mm check", read("/tmp/x.mm", check=True)),
         ("clear all", form("clear all")),
-        ("quit", form("quit")),
+        ("quit", form("quit [delay]")),
         ("exit", form("exit")),
         ("version", form("version")),
         # dot-builtins
@@ -250,7 +250,7 @@ def test_commands(line: str, command: Described) -> None:
         ("h x", help_(("x",))),  # history takes nothing, host only its choices
         ("n beta", namespace_switch("beta")),
         ("b sleep 1", background(("sleep", "1"))),
-        ("q", form("quit")),  # qos needs `add`
+        ("q", form("quit [delay]")),  # qos needs `add`
         ("ver", form("version")),
         ("read f c", read("f", check=True)),
         (".h", flag_query("headers")),
@@ -333,7 +333,6 @@ def test_blank_and_comment_lines_are_nothing(line: str) -> None:
         ("dnsmasq", "dnsmasq"),
         ("nuke", "nuke"),
         ("write /tmp/h", "write"),
-        ("quit 5", "quit"),
         ("clear vm tag", "clear vm"),
         ("clear cc", "clear cc"),
         ("clear deploy flags", "clear deploy"),
@@ -410,3 +409,17 @@ def test_any_line_is_a_command_nothing_or_a_command_error(line: str) -> None:
         assert outcome  # a message to show, never an empty one
     else:
         assert outcome is None or outcome.handler in registry().handlers
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("bogus\nline", "bogus\\nline"),
+        ("bo\x01gus \u2028x\ry", "bo\\x01gus \\u2028x\\ry"),
+        ("tab\tstays", "tab\tstays"),
+    ],
+)
+def test_an_invalid_command_is_shown_on_one_line(line: str, shown: str) -> None:
+    with pytest.raises(CommandError) as raised:
+        parse(line)
+    assert str(raised.value) == f"invalid command: `{shown}`"

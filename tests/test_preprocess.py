@@ -113,3 +113,24 @@ async def test_nested_commands_follow_preprocess_flags(
 async def test_deep_nesting(session: Session) -> None:
     text = await output(session, ".json true " * 1000 + "echo $MMSPEC_V")
     assert '"Response":"value1"' in text
+
+
+class Scanned(str):
+    """A string that counts how many characters its searches pass over."""
+
+    scanned = 0
+
+    def find(self, sub: str, start: int | None = 0, end: int | None = None) -> int:  # type: ignore[override]
+        start = start or 0
+        found = super().find(sub, start, len(self) if end is None else end)
+        Scanned.scanned += (found if found >= 0 else len(self)) - start
+        return found
+
+
+def test_expansion_scans_a_line_once() -> None:
+    """A line of a million `${` once took 11 s and held every client: each `${`
+    searched the rest of the line for its `}`."""
+    text = Scanned("${" * 20_000)
+    Scanned.scanned = 0
+    assert expand(text, FILES) == ""
+    assert Scanned.scanned <= 3 * len(text)

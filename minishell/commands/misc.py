@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import trio
+
 from minishell import __version__
 from minishell.commands.registry import Command, Context, Handler, registry
+from minishell.errors import CommandError
+from minishell.gostr import atoi
 from minishell.help import help_text
 from minishell.plumber import PlumberError
 from minishell.reply import Response
@@ -23,8 +27,23 @@ async def version(ctx: Context, command: Command) -> Response | None:
 
 
 async def quit_(ctx: Context, command: Command) -> Response | None:
-    ctx.session.quitting.set()
-    return None
+    """`quit`, or `quit <delay>`: quit that many seconds from now."""
+    session = ctx.session
+    delay = command.optional("delay")
+    if delay is None:
+        session.quitting.set()
+        return None
+    try:
+        seconds = atoi(delay)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+    async def quit_later() -> None:
+        await trio.sleep(max(seconds, 0))
+        session.quitting.set()
+
+    session.nursery.start_soon(quit_later)
+    return ctx.text(f"quitting after {seconds} seconds")
 
 
 async def clear_all(ctx: Context, command: Command) -> Response | None:
@@ -72,11 +91,12 @@ HANDLERS = (
         call=version,
     ),
     Handler(
-        patterns=("quit",),
+        patterns=("quit [delay]",),
         short="quit minishell",
         long=(
             "Quit minishell: every pipeline is torn down, every program it started is\n"
-            "stopped, and the prompt ends. minishell also accepts the word exit."
+            "stopped, and the prompt ends. An optional integer argument X defers the quit\n"
+            "for X seconds. minishell also accepts the word exit."
         ),
         call=quit_,
     ),

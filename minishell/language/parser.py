@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -202,7 +203,7 @@ class Parser(Generic[Target]):
         plan = (self._cached_plan(line_shape) if len(words) <= _CACHED_WORDS
                 else self._plan(line_shape))
         if plan is None:
-            raise CommandError(f"invalid command: `{text}`")
+            raise CommandError(f"invalid command: `{one_line(text)}`")
         command: Command[Target] = plan.build(words)
         return command
 
@@ -261,6 +262,23 @@ class Parser(Generic[Target]):
             )
 
         return build
+
+
+# Characters that would end or break the line an error is shown on (tabs do not).
+_LINE_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\v": "\\v", "\f": "\\f"}
+
+
+def one_line(text: str) -> str:
+    """The line as typed, with what would break it onto several lines escaped as
+    Go writes it (`\\n`, `\\x01`, `\\u2028`): an error stays one line. minimega
+    echoes the raw text; lines typed at a prompt or in a script never hold these."""
+    return _LINE_BREAKING.sub(lambda m: _ESCAPES.get(m[0]) or _go_escape(m[0]), text)
+
+
+def _go_escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,9 +33,10 @@ def _expand_env(text: str) -> str:
     out: list[str] = []
     copied = 0  # text[:copied] is already in out
     dollar = text.find("$")
+    closes = _Closes(text)
     while dollar != -1 and dollar + 1 < len(text):
         out.append(text[copied:dollar])
-        name, width = _shell_name(text, dollar + 1)
+        name, width = _shell_name(text, dollar + 1, closes)
         if name:
             out.append(os.environ.get(name, ""))
         elif width == 0:  # `$` not followed by a name stays
@@ -47,13 +48,31 @@ def _expand_env(text: str) -> str:
     return "".join(out)
 
 
-def _shell_name(text: str, start: int) -> tuple[str, int]:
+class _Closes:
+    """Where the next `}` is. Names are looked up left to right, so each search
+    starts where the last one found its `}` (or knows there is none): a line of
+    a million `${` is scanned once, not a million times."""
+
+    __slots__ = ("_found", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._found = -2  # not searched yet
+
+    def after(self, position: int) -> int:
+        """text.find("}", position), for positions that never go back."""
+        if self._found == -2 or 0 <= self._found < position:
+            self._found = self._text.find("}", position)
+        return self._found
+
+
+def _shell_name(text: str, start: int, closes: _Closes) -> tuple[str, int]:
     """The variable name at text[start:] and how many characters it took."""
     first = text[start]
     if first == "{":
         if len(text) - start > 2 and text[start + 1] in _SPECIAL and text[start + 2] == "}":
             return text[start + 1], 3
-        close = text.find("}", start + 1)
+        close = closes.after(start + 1)
         if close == -1:
             return "", 1  # eat "${"
         if close == start + 1:

@@ -179,7 +179,7 @@ def _may_expand(text: str) -> bool:
 
 
 @asynccontextmanager
-async def open_session(*, hostname: str, base: str,
+async def open_session(*, hostname: str, base: str, history: History | None = None,
                        **plumber_options: Any) -> AsyncIterator[Session]:
     """A session over a plumber of its own, with minimega's helper programs.
 
@@ -189,6 +189,6 @@ async def open_session(*, hostname: str, base: str,
     plumber_options.setdefault("helper_dir", kit.bin_dir())
     async with open_plumber(**plumber_options) as plumber, trio.open_nursery() as nursery:
         try:
-            yield Session(plumber, nursery, hostname=hostname, base=base)
+            yield Session(plumber, nursery, hostname=hostname, base=base, history=history)
         finally:
             nursery.cancel_scope.cancel()

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from test_cli import processes_with
 
 from minishell.commands.pipes import pipe_names
+from minishell.history import History
 from minishell.render import render
 from minishell.reply import Reply
 from minishell.session import Session, open_session
@@ -215,3 +216,65 @@ async def test_completion_offers_short_names_in_the_active_namespace(session: Se
     await session.run_line("pipe foo x")
     await session.run_line("pipe other//bar y")
     assert sorted(pipe_names(session)) == ["foo", "minimega//foo", "other//bar"]
+
+
+async def test_reading_a_fifo_does_not_stop_the_event_loop(session: Session,
+                                                            tmp_path: Path) -> None:
+    """A script that is a FIFO waits for its writer, while everything else goes on."""
+    fifo = tmp_path / "commands"
+    os.mkfifo(fifo)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await trio.sleep(0.01)
+            ticks += 1
+
+    def write_later() -> None:
+        time.sleep(0.5)
+        fifo.write_text("echo from the fifo\n")
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(tick)
+            nursery.start_soon(trio.to_thread.run_sync, write_later)
+            assert await output(session, f"read {fifo}") == [("from the fifo", "")]
+            nursery.cancel_scope.cancel()
+    assert ticks >= 10
+
+
+async def test_reading_a_device_stops_at_the_line_limit(session: Session) -> None:
+    with trio.fail_after(10):
+        assert await output(session, "read /dev/zero") == [("", "bufio.Scanner: token too long")]
+
+
+async def test_history_is_bounded_and_clearing_it_frees_it() -> None:
+    history = History(max_entries=100, max_size=50_000)
+    async with open_session(hostname="vm", base="/tmp/minishell", history=history) as session:
+        big = "x" * 1000
+        for number in range(300):
+            await session.run_line(f"pipe slow{number % 3} {big}")
+        assert len(history) <= 100 and history.size <= 50_000
+        assert list(history)[-1] == f"pipe slow2 {big}"  # the newest are kept
+        await session.run_line("clear history")
+        assert (len(history), history.size) == (0, 0)
+
+
+async def test_a_failing_shell_shows_its_stderr(session: Session) -> None:
+    assert await output(session, 'shell sh -c "echo out; echo oops >&2; exit 2"') == [
+        ("", "exit status 2: oops")]
+    assert await output(session, 'shell sh -c "exit 3"') == [("", "exit status 3")]
+
+
+async def test_quit_after_a_delay(session: Session, autojump_clock: trio.testing.MockClock,
+                                  ) -> None:
+    assert await output(session, "quit bogus") == [
+        ("", 'strconv.Atoi: parsing "bogus": invalid syntax')]
+    assert await output(session, "quit 99999999999999999999") == [
+        ("", 'strconv.Atoi: parsing "99999999999999999999": value out of range')]
+    started = trio.current_time()
+    assert await output(session, "quit 30") == [("quitting after 30 seconds", "")]
+    assert not session.quitting.is_set()
+    await session.quitting.wait()
+    assert trio.current_time() - started == pytest.approx(30)

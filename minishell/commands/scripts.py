@@ -36,46 +36,56 @@ def _reason(error: OSError | ValueError) -> str:
     return "invalid argument"
 
 
-async def _open(path: str) -> tuple[int, bool]:
-    """The script's file descriptor, and whether it is read without blocking (a
-    FIFO, a device or a socket) rather than in a thread (a regular file)."""
+async def _open(path: str) -> tuple[int, int]:
+    """The script's file descriptor and file type. Anything but a regular file
+    (a FIFO, a device, a socket) is opened without blocking."""
     try:
         mode = (await trio.to_thread.run_sync(os.stat, path)).st_mode
         if stat.S_ISDIR(mode):
             raise CommandError(f"read {path}: is a directory")
-        streamed = not stat.S_ISREG(mode)
-        flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_NONBLOCK if streamed else 0)
-        return await trio.to_thread.run_sync(os.open, path, flags), streamed
+        flags = os.O_RDONLY | os.O_CLOEXEC | (0 if stat.S_ISREG(mode) else os.O_NONBLOCK)
+        return await trio.to_thread.run_sync(os.open, path, flags), stat.S_IFMT(mode)
     except FileNotFoundError:
         raise CommandError(f"open {path}: no such file or directory") from None
     except (OSError, ValueError) as error:  # ValueError: a NUL in the path
         raise CommandError(f"open {path}: {_reason(error)}") from None
 
 
-async def _chunks(fd: int, streamed: bool) -> AsyncGenerator[bytes, None]:
-    if not streamed:
+async def _chunks(fd: int, kind: int) -> AsyncGenerator[bytes, None]:
+    if kind == stat.S_IFREG:
         while data := await trio.to_thread.run_sync(os.read, fd, _CHUNK):
             yield data
         return
     # A FIFO reads as ended until its first writer opens it: wait for data first.
+    ready = kind != stat.S_IFIFO
     while True:
-        await trio.lowlevel.wait_readable(fd)
+        if not ready:
+            await _readable(fd)
         try:
             data = os.read(fd, _CHUNK)
         except BlockingIOError:
+            ready = False
             continue
         if not data:
             return
+        ready = True
         yield data
+
+
+async def _readable(fd: int) -> None:
+    try:
+        await trio.lowlevel.wait_readable(fd)
+    except OSError:  # a device epoll cannot watch (EPERM): look again in a while
+        await trio.sleep(0.05)
 
 
 async def script_lines(path: str) -> AsyncGenerator[str, None]:
     """The lines of a script, as bufio.Scanner splits them (a line of LINE_MAX
     bytes or more is Go's error), with Go's error texts for what can go wrong."""
-    fd, streamed = await _open(path)
+    fd, kind = await _open(path)
     try:
         partial = b""
-        chunks = _chunks(fd, streamed)
+        chunks = _chunks(fd, kind)
         try:
             async for data in chunks:
                 *lines, partial = (partial + data).split(b"\n")

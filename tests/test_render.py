@@ -18,10 +18,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from minishell.gostr import trim_space
+from minishell.ranges import unsplit_list
 from minishell.render import (
     _aligned_table,
     _tabulate_reproduces,
     _tabulate_table,
+    error_text,
     go_sort_table,
     help_table,
     render,
@@ -524,3 +526,64 @@ def test_importing_render_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert loaded.stdout == "[]\n"
+
+
+# ------------------------------------------------------------------ replies from many hosts
+
+
+def hosts(*responses: Response, flags: Flags | None = None) -> Reply:
+    return Reply(list(responses), flags or Flags())
+
+
+def test_tables_of_many_hosts_merge_into_one() -> None:
+    reply = hosts(Response("vm2", header=["name"], tabular=[["b"], ["a"]]),
+                  Response("vm1", header=["name"], tabular=[["c"]]))
+    assert render(reply) == "host | name\nvm1  | c\nvm2  | a\nvm2  | b"
+
+
+def test_same_answers_compress_into_host_ranges() -> None:
+    reply = hosts(*(Response(f"node{n}", response="minimega 2.9") for n in (1, 2, 3, 5)),
+                  Response("node4", response="other"), Response("node6", error="boom"))
+    assert render(reply) == "node4: other\nnode[1-3,5]: minimega 2.9"
+    reply.flags = Flags(compress=False)
+    assert render(reply).splitlines()[:2] == ["node1: minimega 2.9", "node2: minimega 2.9"]
+
+
+def test_replies_that_cannot_be_shown_together_say_why() -> None:
+    assert render(hosts(Response("a", header=["x"], tabular=[["1"]]),
+                        Response("b", header=["y"], tabular=[["2"]]))) == (
+        "header mismatch, hosts: a, b")
+    assert render(hosts(Response("a", header=["x"], tabular=[["1"]]),
+                        Response("b", response="text"))) == (
+        "header mismatch, hosts: a, b")  # a simple response has no header
+    assert render(hosts(Response("a", tabular=[["1"]]), Response("b", response="text"))) == (
+        "responses mix simple and tabular data")
+
+
+def test_errors_of_many_hosts_are_one_line_each() -> None:
+    reply = hosts(Response("a", error="first"), Response("b"), Response("c", error="last\n"))
+    assert error_text(reply) == "Error (a): first\nError (c): last"
+    assert error_text(hosts(Response("a"))) == ""
+
+
+def test_json_lists_every_host() -> None:
+    reply = hosts(Response("a", response="x"), Response("b", error="e"),
+                  flags=Flags(mode=MODE_JSON))
+    assert render(reply) == (
+        '[{"Host":"a","Response":"x","Header":null,"Tabular":null,"Error":"","Data":null},'
+        '{"Host":"b","Response":"","Header":null,"Tabular":null,"Error":"e","Data":null}]')
+
+
+@pytest.mark.parametrize(
+    ("names", "compressed"),
+    [
+        (["vm"], "vm"),
+        (["node1", "node2", "node3", "node5"], "node[1-3,5]"),
+        (["b", "a"], "a,b"),
+        (["kn1", "kn2", "other"], "kn[1-2],other"),
+        (["r1a", "r2a", "r1b"], "r[1-2]a,r1b"),
+        (["n9", "n10", "n11"], "n[9-11]"),
+    ],
+)
+def test_host_ranges(names: list[str], compressed: str) -> None:
+    assert unsplit_list(names) == compressed

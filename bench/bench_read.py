@@ -15,10 +15,8 @@ import time
 
 import trio
 
-from minishell import kit
 from minishell.app import warm_up
-from minishell.plumber import Plumber
-from minishell.session import Session
+from minishell.session import open_session
 
 LINES = 10_000
 RUNS = 7
@@ -26,19 +24,14 @@ RUNS = 7
 
 async def commands_per_second(script: trio.Path) -> float:
     rates = []
-    async with trio.open_nursery() as nursery:
-        helper_dir = kit.bin_dir()
-        session = Session(Plumber(nursery, helper_dir=helper_dir), nursery, hostname="bench",
-                          files_dir="/tmp/minishell/files")
+    async with open_session(hostname="bench", base="/tmp/minishell") as session:
         for _ in range(RUNS):
             started = time.perf_counter()
-            responses = await session.run_line(f"read {script}")
+            replies = await session.run_line(f"read {script}")
             elapsed = time.perf_counter() - started
-            assert len(responses) == LINES and not any(r.error for r in responses)
+            assert len(replies) == LINES and not any(reply.failed for reply in replies)
             rates.append(LINES / elapsed)
             await session.run_line("clear history")
-        await session.plumber.aclose()
-        nursery.cancel_scope.cancel()
     return statistics.median(rates)
 
 

@@ -27,7 +27,7 @@ COMMANDS = [
     ".alias", ".annotate", ".columns", ".compress", ".csv", ".env", ".filter", ".headers",
     ".json", ".preprocess", ".record", ".sort", ".unalias", "background", "clear", "echo",
     "exit", "help", "history", "namespace", "ns", "pipe", "plumb", "quit", "read", "shell",
-    "version",
+    "version", "write",
 ]
 
 

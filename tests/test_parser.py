@@ -332,7 +332,6 @@ def test_blank_and_comment_lines_are_nothing(line: str) -> None:
         ("v x", "viz"),  # of v's commands only viz takes one free word
         ("dnsmasq", "dnsmasq"),
         ("nuke", "nuke"),
-        ("write /tmp/h", "write"),
         ("clear vm tag", "clear vm"),
         ("clear cc", "clear cc"),
         ("clear deploy flags", "clear deploy"),

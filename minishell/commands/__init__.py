@@ -7,6 +7,7 @@ and completion come from its declarations (registry.py).
 from minishell.commands import (
     builtins,
     history,
+    log,
     misc,
     namespaces,
     pipes,
@@ -14,4 +15,4 @@ from minishell.commands import (
     shell,
 )
 
-MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc)
+MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc, log)

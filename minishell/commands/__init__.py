@@ -7,6 +7,7 @@ and completion come from its declarations (registry.py).
 from minishell.commands import (
     builtins,
     history,
+    host,
     log,
     misc,
     namespaces,
@@ -15,4 +16,4 @@ from minishell.commands import (
     shell,
 )
 
-MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc, log)
+MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc, log, host)

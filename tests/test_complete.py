@@ -26,8 +26,8 @@ def complete(text: str) -> list[str]:
 COMMANDS = [
     ".alias", ".annotate", ".columns", ".compress", ".csv", ".env", ".filter", ".headers",
     ".json", ".preprocess", ".record", ".sort", ".unalias", "background", "clear", "echo",
-    "exit", "help", "history", "host", "log", "namespace", "ns", "pipe", "plumb", "quit",
-    "read", "shell", "version", "write",
+    "exit", "file", "help", "history", "host", "log", "namespace", "ns", "pipe", "plumb",
+    "quit", "read", "shell", "version", "write",
 ]
 
 

@@ -6,6 +6,7 @@ and completion come from its declarations (registry.py).
 
 from minishell.commands import (
     builtins,
+    files,
     history,
     host,
     log,
@@ -16,4 +17,4 @@ from minishell.commands import (
     shell,
 )
 
-MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc, log, host)
+MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc, log, host, files)

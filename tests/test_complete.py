@@ -25,9 +25,9 @@ def complete(text: str) -> list[str]:
     return registry().complete(text, SESSION)
 COMMANDS = [
     ".alias", ".annotate", ".columns", ".compress", ".csv", ".env", ".filter", ".headers",
-    ".json", ".preprocess", ".record", ".sort", ".unalias", "background", "clear", "echo",
-    "exit", "file", "help", "history", "host", "log", "namespace", "ns", "pipe", "plumb",
-    "quit", "read", "shell", "version", "write",
+    ".json", ".preprocess", ".record", ".sort", ".unalias", "background", "check", "clear",
+    "debug", "echo", "exit", "file", "help", "history", "host", "log", "namespace", "ns", "pipe",
+    "plumb", "quit", "read", "shell", "version", "write",
 ]
 
 

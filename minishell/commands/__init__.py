@@ -6,6 +6,8 @@ and completion come from its declarations (registry.py).
 
 from minishell.commands import (
     builtins,
+    check,
+    debug,
     files,
     history,
     host,
@@ -17,4 +19,5 @@ from minishell.commands import (
     shell,
 )
 
-MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc, log, host, files)
+MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc, log, host, files, debug,
+           check)

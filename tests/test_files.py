@@ -81,6 +81,10 @@ async def test_globs_and_dot_files(served: tuple[Session, Path]) -> None:
 
 async def test_delete_of_the_top_empties_it(served: tuple[Session, Path]) -> None:
     session, folder = served
+    assert await output(session, 'file delete ""') == [
+        ("", "file delete: empty path (/ is the whole folder)")]
+    assert await output(session, "file delete $MINISHELL_UNSET_VARIABLE") == [
+        ("", "file delete: empty path (/ is the whole folder)")]
     assert await output(session, "file delete /") == [("", "")]
     assert folder.is_dir() and os.listdir(folder) == []
     assert await output(session, "file list") == [("", "")]

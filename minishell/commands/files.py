@@ -150,7 +150,11 @@ def exists(folder: FilesFolder, path: str) -> bool:
 def delete(folder: FilesFolder, path: str) -> None:
     """`file delete` (blocking: call it in a thread): each match removed with all
     below it. The folder itself keeps existing: `file delete /` empties it (2.9
-    also removes the folder, though its own comment says it means not to)."""
+    also removes the folder, though its own comment says it means not to). An
+    empty path, which 2.9 takes for `/`, is refused: an unset `$VAR` must not
+    empty the folder."""
+    if not path:
+        raise CommandError("file delete: empty path (/ is the whole folder)")
     for match in list(folder.matches(path)):
         if match == folder.root:
             folder.check_inside(match, follow=True)

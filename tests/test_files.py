@@ -148,6 +148,36 @@ async def test_a_listing_is_bounded(served: tuple[Session, Path],
     (folder / "sub" / "c.txt").write_text("")
     assert await output(session, "file list / recursive") == [(
         "", "file list: more than 2 entries; list a folder below it")]
+    (folder / "sub" / "d.txt").write_text("")  # a folder too big to read whole
+    assert await output(session, "file list sub") == [(
+        "", "file list: more than 2 entries; list a folder below it")]
+    monkeypatch.setattr(files, "MATCHES_MAX", 2)
+    assert await output(session, "file delete sub/*") == [(
+        "", "file: sub/*: more than 2 matches")]
+    assert len(os.listdir(folder / "sub")) == 3
+
+
+async def test_a_deep_tree_is_walked(served: tuple[Session, Path]) -> None:
+    session, folder = served
+    levels = 1100  # deeper than Python recurses (os.makedirs would not make it either)
+    folder_fd = os.open(folder, os.O_RDONLY)
+    try:
+        for name in ["deep", *["d"] * levels]:
+            os.mkdir(name, dir_fd=folder_fd)
+            below = os.open(name, os.O_RDONLY, dir_fd=folder_fd)
+            os.close(folder_fd)
+            folder_fd = below
+        os.close(os.open("leaf", os.O_CREAT | os.O_WRONLY, dir_fd=folder_fd))
+    finally:
+        os.close(folder_fd)
+    relative = "/".join(["d"] * levels)
+    try:
+        [(listing, error)] = await output(session, ".columns name file list deep recursive")
+        assert (error, listing.splitlines()[1]) == ("", f"deep/{relative}/leaf")
+        assert await output(session, "file delete deep") == [("", "")]
+        assert sorted(os.listdir(folder)) == ["a.txt", "sub"]
+    finally:  # pytest's own clean-up recurses, and would fail on what is left
+        files.delete(files.FilesFolder(str(folder)), "deep")
 
 
 async def test_an_unreadable_folder_is_gos_error(served: tuple[Session, Path]) -> None:

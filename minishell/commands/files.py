@@ -6,7 +6,8 @@ Paths are inside the files folder, as in minimega: `/` is the folder itself,
 quietly clamps a path that climbs out (`../x` is its `/x`), minishell refuses
 it, and a path that leaves the folder through a symbolic link too. Every walk
 of the disk runs in a worker thread, and a listing stops at LIST_MAX entries
-with an error rather than fill the screen and memory.
+(a glob at MATCHES_MAX paths) with an error rather than fill the screen and
+memory.
 
 There is one node here, so `file get` has nothing to fetch and `file status`
 no transfer to show; `file stream` is left to the commands minishell does not
@@ -15,11 +16,11 @@ implement.
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import itertools
 import os
-import shutil
 import stat
-import sys
 import time
 from collections.abc import Iterator
 from typing import Final
@@ -33,6 +34,7 @@ from minishell.osfiles import path_error
 from minishell.reply import Response
 
 LIST_MAX: Final = 10_000
+MATCHES_MAX: Final = 100_000  # paths one glob may name
 LIST_HEADER: Final = ("dir", "name", "size", "modified")
 STATUS_HEADER: Final = ("filename", "tempdir", "completed", "queued")
 
@@ -66,7 +68,10 @@ class FilesFolder:
             if os.path.isdir(self.root):
                 yield self.root
             return
-        found = glob.iglob(relative, root_dir=self.root, include_hidden=True)
+        found = list(itertools.islice(
+            glob.iglob(relative, root_dir=self.root, include_hidden=True), MATCHES_MAX + 1))
+        if len(found) > MATCHES_MAX:
+            raise CommandError(f"file: {path}: more than {MATCHES_MAX} matches")
         for match in sorted(found, key=lambda name: name.split("/")):
             yield os.path.join(self.root, match)
 
@@ -95,22 +100,36 @@ def _rfc3339_utc(seconds: float) -> str:
         return ""
 
 
-def _walk(folder: str) -> Iterator[tuple[str, os.stat_result]]:
-    """filepath.Walk below `folder`, its files only, in name order; links are not followed."""
+def _too_many() -> CommandError:
+    return CommandError(f"file list: more than {LIST_MAX} entries; list a folder below it")
+
+
+def _entries(folder: str) -> list[os.DirEntry[str]]:
+    """A folder's entries in name order; a folder of more than LIST_MAX is not read whole."""
     with os.scandir(folder) as scan:
-        entries = sorted(scan, key=lambda entry: entry.name)
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(entry.path)
+        entries = list(itertools.islice(scan, LIST_MAX + 1))
+    if len(entries) > LIST_MAX:
+        raise _too_many()
+    return sorted(entries, key=lambda entry: entry.name)
+
+
+def _walk(folder: str) -> Iterator[tuple[str, os.stat_result]]:
+    """filepath.Walk below `folder`, its files only, in name order; links are not
+    followed. A stack, not recursion: a tree may be deeper than Python recurses."""
+    pending = [iter(_entries(folder))]
+    while pending:
+        entry = next(pending[-1], None)
+        if entry is None:
+            pending.pop()
+        elif entry.is_dir(follow_symlinks=False):
+            pending.append(iter(_entries(entry.path)))
         else:
             yield entry.path, entry.stat(follow_symlinks=False)
 
 
 def _contents(folder: str) -> Iterator[tuple[str, os.stat_result]]:
     """ioutil.ReadDir: the folder's entries in name order, links not followed."""
-    with os.scandir(folder) as scan:
-        entries = sorted(scan, key=lambda entry: entry.name)
-    for entry in entries:
+    for entry in _entries(folder):
         yield entry.path, entry.stat(follow_symlinks=False)
 
 
@@ -131,8 +150,7 @@ def list_rows(folder: FilesFolder, path: str, recursive: bool) -> list[list[str]
         try:
             for entry_path, entry_info in entries:
                 if len(rows) == LIST_MAX:
-                    raise CommandError(
-                        f"file list: more than {LIST_MAX} entries; list a folder below it")
+                    raise _too_many()
                 rows.append(_row(folder, entry_path, entry_info))
         except OSError as error:  # a folder that cannot be read, as ReadDir says it
             raise path_error("open", error.filename or match, error) from None
@@ -166,27 +184,35 @@ def delete(folder: FilesFolder, path: str) -> None:
 
 
 def _remove_all(path: str) -> None:
-    """os.RemoveAll: a link or file unlinked, a folder removed with its contents."""
+    """os.RemoveAll: a link or file unlinked, a folder removed with its contents.
 
-    def failed(function: object, failing_path: str, error: BaseException) -> None:
-        if isinstance(error, FileNotFoundError):
-            return  # gone meanwhile: what RemoveAll wanted
-        if not isinstance(error, OSError):
-            raise error
-        raise path_error("unlinkat", failing_path, error) from None
-
+    Folders still to empty are kept in a list rather than a recursion or open
+    descriptors, so a tree of any depth goes. What vanishes meanwhile is gone,
+    as RemoveAll wants it.
+    """
     try:
         if not stat.S_ISDIR(os.lstat(path).st_mode):
             os.unlink(path)
-        elif sys.version_info >= (3, 12):
-            shutil.rmtree(path, onexc=failed)
-        else:
-            shutil.rmtree(path, onerror=lambda function, failing_path, info:
-                          failed(function, failing_path, info[1]))
+            return
+        pending = [(path, False)]
+        while pending:
+            folder, emptied = pending.pop()
+            with contextlib.suppress(FileNotFoundError):
+                if emptied:
+                    os.rmdir(folder)
+                    continue
+                pending.append((folder, True))  # removed once the folders below are
+                with os.scandir(folder) as scan:
+                    for entry in scan:
+                        if entry.is_dir(follow_symlinks=False):
+                            pending.append((entry.path, False))
+                        else:
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(entry.path)
     except FileNotFoundError:
         pass
     except OSError as error:
-        raise path_error("unlinkat", path, error) from None
+        raise path_error("unlinkat", error.filename or path, error) from None
 
 
 async def file_command(ctx: Context, command: Command) -> Response | None:

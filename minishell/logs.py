@@ -142,6 +142,8 @@ class Logs:
     `start_level` is the `-level` minishell started with, which `clear log
     level` goes back to. The handlers are minishell's own, so that logging
     set up by others (pytest's capture, an embedding program) is left alone.
+    A log file still open when minishell ends is flushed and closed by
+    logging's own shutdown at exit.
     """
 
     def __init__(self, root: logging.Logger, start_level: int) -> None:

@@ -96,15 +96,9 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     if options.pipe or options.e or options.attach:
         return run_client(ClientCall(options.base, options.namespace, options.pipe or "",
                                      options.e, options.attach, options.files))
-    import logging
+    from minishell import app, logs
 
-    levels = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-              "error": logging.ERROR, "fatal": logging.CRITICAL}
-    logging.basicConfig(
-        level=levels[options.level], stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y/%m/%d %H:%M:%S",
-    )
-    from minishell import app
+    logs.configure(options.level)
 
     # trio hands these back inside exception groups, hence except*.
     status = 0

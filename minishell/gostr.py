@@ -80,3 +80,53 @@ def exit_text(returncode: int) -> str:
     number = -returncode
     name = _SIGNAL_NAMES[number - 1] if number <= len(_SIGNAL_NAMES) else f"signal {number}"
     return f"signal: {name}"
+
+
+def duration_string(nanoseconds: int) -> str:
+    """time.Duration.String: `8h4m34.3s`, `1.5ms`, `0s` (a port of Go's time/time.go)."""
+    negative = nanoseconds < 0
+    magnitude = -nanoseconds if negative else nanoseconds
+    if magnitude < 1_000_000_000:
+        # Under a second, Go picks the largest unit below it: 1.2ms, 3µs, 7ns.
+        if magnitude == 0:
+            return "0s"
+        if magnitude < 1_000:
+            text = f"{magnitude}ns"
+        elif magnitude < 1_000_000:
+            text = f"{_decimal(magnitude, 3)}µs"
+        else:
+            text = f"{_decimal(magnitude, 6)}ms"
+    else:
+        seconds, fraction = divmod(magnitude, 1_000_000_000)
+        minutes, seconds = divmod(seconds, 60)
+        hours, minutes = divmod(minutes, 60)
+        text = f"{_decimal(seconds * 1_000_000_000 + fraction, 9)}s"
+        # Hours are the largest unit (days differ in length); zero units above
+        # the seconds are left out only while every larger one is zero too.
+        if hours:
+            text = f"{hours}h{minutes}m{text}"
+        elif minutes:
+            text = f"{minutes}m{text}"
+    return f"-{text}" if negative else text
+
+
+def _decimal(value: int, places: int) -> str:
+    """value / 10**places without trailing zeros, nor a point when it is whole (fmtFrac)."""
+    whole, fraction = divmod(value, 10**places)
+    digits = f"{fraction:0{places}d}".rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
+
+
+def parse_seconds(text: str) -> int:
+    """time.ParseDuration(text + "s") for the unsigned decimals /proc/uptime holds,
+    in nanoseconds; ValueError with Go's text for anything else."""
+    whole, _, fraction = text.partition(".")
+    if (not (whole or fraction) or not (whole.isascii() and fraction.isascii())
+            or not (whole + fraction).isdigit()):
+        raise ValueError(f"time: invalid duration {quote(text + 's')}")
+    nanoseconds = int(whole or "0") * 1_000_000_000
+    # Go keeps the fraction's first digits and drops the rest (below a nanosecond).
+    nanoseconds += int((fraction[:9] or "0").ljust(9, "0"))
+    if nanoseconds >= 2**63:
+        raise ValueError(f"time: invalid duration {quote(text + 's')}")
+    return nanoseconds

@@ -332,7 +332,10 @@ def test_blank_and_comment_lines_are_nothing(line: str) -> None:
         ("v x", "viz"),  # of v's commands only viz takes one free word
         ("dnsmasq", "dnsmasq"),
         ("nuke", "nuke"),
-        ("write /tmp/h", "write"),
+        ("file stream a.txt", "file stream"),  # file is implemented but for stream
+        ("log syslog remote udp x:514", "log syslog"),
+        ("debug cpu stop", "debug cpu"),
+        ("log mesh", "log mesh"),
         ("clear vm tag", "clear vm"),
         ("clear cc", "clear cc"),
         ("clear deploy flags", "clear deploy"),

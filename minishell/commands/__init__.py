@@ -6,7 +6,12 @@ and completion come from its declarations (registry.py).
 
 from minishell.commands import (
     builtins,
+    check,
+    debug,
+    files,
     history,
+    host,
+    log,
     misc,
     namespaces,
     pipes,
@@ -14,4 +19,5 @@ from minishell.commands import (
     shell,
 )
 
-MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc)
+MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc, log, host, files, debug,
+           check)

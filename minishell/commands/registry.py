@@ -176,11 +176,12 @@ class Handler:
 # -- the commands minishell does not run -----------------------------------------------------------
 
 
-def _pattern_name(pattern: Pattern) -> str:
+def _pattern_name(pattern: Pattern, implemented_words: set[str]) -> str:
     """How `minishell does not implement` names a command: its first word, or its
-    first two for the verbs that only group others (`clear vm`, `ns load`)."""
+    first two for the verbs that only group others (`clear vm`, `ns load`) and
+    for those minishell implements in part (`file stream`, `log syslog`)."""
     first = pattern[0].key
-    if first in ("clear", "ns") and len(pattern) > 1:
+    if (first in ("clear", "ns") or first in implemented_words) and len(pattern) > 1:
         return f"{first} {' '.join(pattern[1].keywords)}"
     return first
 
@@ -212,20 +213,22 @@ def unsupported_handlers(implemented: Iterable[Handler]) -> list[Handler]:
     """
     taken = {display(variant) for handler in implemented for pattern in handler.parsed
              for variant in variants(pattern)}
+    implemented_words = {pattern[0].key for handler in implemented for pattern in handler.parsed}
     grouped: dict[str, list[tuple[str, str]]] = {}
     for text, short in minimega_patterns():
         pattern = parse_pattern(text)
+        group = grouped.setdefault(_pattern_name(pattern, implemented_words), [])
         left = [variant for variant in variants(pattern) if display(variant) not in taken]
         if len(left) == len(variants(pattern)):
-            grouped.setdefault(_pattern_name(pattern), []).append((text, short))
+            group.append((text, short))
             continue
         for variant in left:  # the last item, optional in the pattern, is there
             required = (*variant[:-1], replace(variant[-1], optional=False))
-            grouped.setdefault(_pattern_name(pattern), []).append((display(required), short))
+            group.append((display(required), short))
     return [
         Handler(tuple(pattern for pattern, _ in pairs), short=pairs[0][1],
                 call=_unsupported(name), listed=False)
-        for name, pairs in grouped.items()
+        for name, pairs in grouped.items() if pairs
     ]
 
 

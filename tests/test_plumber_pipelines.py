@@ -6,12 +6,11 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
-from plumbing import children, info
+from plumbing import children, info, settled
 
 from minishell.plumber import Chunk, PipeInfo, Plumber, PlumberError, Reader
 
@@ -19,13 +18,6 @@ from minishell.plumber import Chunk, PipeInfo, Plumber, PlumberError, Reader
 def rows(plumber: Plumber) -> list[tuple[str, int, int, int, str]]:
     return [(pipe.name, pipe.readers, pipe.writers, pipe.count, pipe.previous)
             for pipe in plumber.pipes()]
-
-
-async def settled(condition: Callable[[], bool]) -> None:
-    """Wait for what pipelines do in their own tasks (programs run at their own pace)."""
-    with trio.fail_after(5):
-        while not condition():  # noqa: ASYNC110 - programs run apart, there is no event
-            await trio.sleep(0.01)
 
 
 async def receive(reader: Reader) -> Chunk:

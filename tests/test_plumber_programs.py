@@ -12,7 +12,7 @@ import pytest
 import trio
 from plumbing import children, leftovers_killed, running, settled
 
-from minishell.plumber.programs import ProgramResult, run_program
+from minishell.plumber.programs import KillSwitch, ProgramResult, run_program
 
 LIMIT = 64 * 1024
 
@@ -53,14 +53,14 @@ async def test_what_the_program_leaves_behind_does_not_outlive_it() -> None:
         await settled(lambda: running("sleep", "1001") == set())
 
 
-async def test_endless_output_is_cut_at_the_limit_and_the_group_killed() -> None:
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+async def test_endless_output_is_cut_at_the_limit_and_the_group_killed(stream: str) -> None:
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
-    result = await run("sh", "-c", "yes & yes >&2 & wait")
+    result = await run("sh", "-c", "yes" if stream == "stdout" else "yes >&2")
     assert result.over_limit and not result.timed_out
-    assert (len(result.stdout), result.returncode) == (LIMIT, -signal.SIGKILL)
-    assert len(result.stderr) <= LIMIT
+    assert (len(getattr(result, stream)), result.returncode) == (LIMIT, -signal.SIGKILL)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 16 * 1024
-    assert running("yes") == set()
+    await settled(lambda: running("yes") == set())
 
 
 async def test_a_deadline_kills_the_group() -> None:
@@ -69,7 +69,7 @@ async def test_a_deadline_kills_the_group() -> None:
                            deadline=trio.current_time() + 0.2)
         assert (result.timed_out, result.returncode, result.stdout) == (
             True, -signal.SIGKILL, b"")
-        assert running("sleep", "1002") == set()
+        await settled(lambda: running("sleep", "1002") == set())  # SIGKILL takes a moment
 
 
 @pytest.mark.parametrize(("script", "signal_seen"), [
@@ -86,7 +86,7 @@ async def test_cancel_terminates_then_kills_after_the_grace(
         assert timer.cancelled_caught
         assert time.monotonic() - started < 3
         assert children() == set()
-        assert running("sleep", "1003") == set()
+        await settled(lambda: running("sleep", "1003") == set())  # SIGKILL takes a moment
         del signal_seen  # the status is not returned once cancelled; the group is gone
 
 
@@ -105,3 +105,22 @@ async def test_signals_the_daemon_ignores_are_reset_for_the_child() -> None:
     """Python ignores SIGPIPE; a child must not inherit that (`yes | head` must end)."""
     result = await run("sh", "-c", "yes | head -n 2")
     assert (result.returncode, result.stdout) == (0, b"y\ny\n")
+
+
+async def test_a_kill_switch_kills_runs_under_way_and_to_come(nursery: trio.Nursery) -> None:
+    """SIGKILL at once, no SIGTERM grace: `trap '' TERM` makes no difference."""
+    switch = KillSwitch()
+    results: list[ProgramResult] = []
+
+    async def stubborn() -> None:
+        results.append(await run("sh", "-c", "trap '' TERM; sleep 1004", kill_switch=switch,
+                                 grace=60))
+
+    with leftovers_killed("sleep", "1004"):
+        nursery.start_soon(stubborn)
+        await settled(lambda: running("sleep", "1004") != set())
+        switch.kill()
+        await settled(lambda: len(results) == 1)
+        late = await run("sh", "-c", "sleep 1004", kill_switch=switch)
+        assert [result.returncode for result in (*results, late)] == [-signal.SIGKILL] * 2
+        await settled(lambda: running("sleep", "1004") == set())

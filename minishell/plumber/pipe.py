@@ -511,11 +511,12 @@ class Pipe:
             self._task_done()
 
     def _kill_vias(self) -> int:
-        """Kill the runs of every queued via message and drop them all; how many."""
+        """Kill the runs of the queued via messages not through their via yet, which are
+        then dropped; how many. Those through it already go on to their readers."""
         self._via_epoch += 1
         killed = 0
         for queued in self._queue:
-            if isinstance(queued, _ViaMessage) and not queued.kill_switch.killed:
+            if isinstance(queued, _ViaMessage) and not queued.finished.is_set():
                 queued.kill_switch.kill()
                 queued.finished.set()
                 killed += 1

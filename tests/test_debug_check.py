@@ -25,10 +25,24 @@ async def test_debug_shows_pythons_figures(session: Session) -> None:
     [(text, error)] = await output(session, "debug")
     assert error == ""
     header, row = _table(text)
-    assert header == ["goversion", "goroutines", "cgocalls"]
+    assert header == ["goversion", "goroutines", "cgocalls", "dropped"]
     assert row[0] == f"cpython{platform.python_version()}"
     assert int(row[1]) >= 2  # the root task and this test's, at least
     assert row[2] == "0"
+    assert row[3] == "0"
+
+
+async def test_debug_counts_readers_dropped_for_not_reading() -> None:
+    async with open_session(hostname="vm", base="/tmp/minishell",
+                            stalled_reader_timeout=0.2) as session:
+        await session.run_line(".annotate false")
+        await session.run_line('plumb stuck "sleep 1000"')  # reads nothing it is given
+        with trio.fail_after(20):
+            while session.plumber.dropped_readers == 0:
+                await session.run_line(f"pipe stuck {'x' * 60_000}")
+                await trio.sleep(0.05)
+        [(text, _)] = await output(session, "debug")
+        assert _table(text)[1][3] == "1"
 
 
 async def test_debug_counts_child_processes(session: Session, tmp_path: Path) -> None:

@@ -6,12 +6,11 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
-from plumbing import children, info
+from plumbing import children, info, leftovers_killed, open_plumber, settled
 
 from minishell.plumber import Chunk, PipeInfo, Plumber, PlumberError, Reader
 
@@ -19,13 +18,6 @@ from minishell.plumber import Chunk, PipeInfo, Plumber, PlumberError, Reader
 def rows(plumber: Plumber) -> list[tuple[str, int, int, int, str]]:
     return [(pipe.name, pipe.readers, pipe.writers, pipe.count, pipe.previous)
             for pipe in plumber.pipes()]
-
-
-async def settled(condition: Callable[[], bool]) -> None:
-    """Wait for what pipelines do in their own tasks (programs run at their own pace)."""
-    with trio.fail_after(5):
-        while not condition():  # noqa: ASYNC110 - programs run apart, there is no event
-            await trio.sleep(0.01)
 
 
 async def receive(reader: Reader) -> Chunk:
@@ -286,3 +278,21 @@ async def test_a_write_does_not_wait_for_plain_readers(plumber: Plumber) -> None
             for _ in range(3):
                 await plumber.write("minimega//p", "nobody reads me yet")
     assert info(plumber, "minimega//p").count == 3
+
+
+async def test_a_pipeline_whose_reader_is_dropped_ends(nursery: trio.Nursery,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A program that never reads its stdin stalls its stage's reader of `feed`."""
+    with leftovers_killed("sleep", "1010"):
+        async with open_plumber(nursery, stalled_reader_timeout=0.2) as plumber:
+            await plumber.plumb(("feed", "sleep 1010"), "minimega")
+            async with plumber.open_writer("minimega//feed") as writer:
+                with trio.fail_after(5):  # 2 MB: more than the program's stdin and the outbox
+                    for _ in range(200):
+                        await writer.write_lines(b"x" * 9999 + b"\n")
+            await settled(lambda: plumber.pipelines() == [])
+            assert (info(plumber, "minimega//feed").readers,
+                    info(plumber, "minimega//feed").dropped_readers) == (0, 1)
+            assert [record.getMessage() for record in caplog.records
+                    if record.levelname == "ERROR"] == [
+                "pipeline minimega//feed sleep 1010: its reader of minimega//feed was dropped"]

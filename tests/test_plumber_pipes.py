@@ -8,33 +8,10 @@ import random
 import pytest
 import trio
 import trio.testing
-from plumbing import info
+from plumbing import collect, info, receive_messages
 
-from minishell.plumber import Chunk, PipeInfo, Plumber, PlumberError, Reader
+from minishell.plumber import PipeInfo, Plumber, PlumberError
 from minishell.plumber.outbox import SEND_DIRECTLY_MAX
-
-
-def messages(chunk: Chunk) -> list[bytes]:
-    if chunk.one_message:
-        return [chunk.data]
-    return [line + b"\n" for line in chunk.data.split(b"\n")[:-1]]
-
-
-async def receive_messages(reader: Reader, count: int) -> list[bytes]:
-    got: list[bytes] = []
-    with trio.fail_after(5):
-        while len(got) < count:
-            got += messages(await reader.receive())
-    return got
-
-
-async def collect(plumber: Plumber, name: str, into: list[bytes], *,
-                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """A reader task that keeps everything it receives, until EOF."""
-    async with plumber.open_reader(name) as reader:
-        task_status.started()
-        async for chunk in reader:
-            into += messages(chunk)
 
 
 async def test_writes_without_readers_are_counted(plumber: Plumber) -> None:

@@ -1,26 +1,20 @@
-"""Vias: one run per (message, reader), minimega's counters when they fail, the one-word rule."""
+"""Vias: one run per (message, reader), minimega's counters when they fail, the one-word rule,
+runs that overlap while every reader keeps the order written, and how the program is found."""
 
 from __future__ import annotations
 
-import stat
-from collections.abc import Callable
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
-from plumbing import info
+from plumbing import executable, info, receive_messages, settled
 
 from minishell.plumber import Chunk, PipeInfo, Plumber
 
 NORMAL_STANDIN = '#!/bin/sh\nwhile IFS= read -r line; do echo "normal($*) $line"; done\n'
-
-
-def executable(folder: Path, name: str, script: str) -> Path:
-    path = folder / name
-    path.write_text(script)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
 
 
 async def collect(plumber: Plumber, name: str, into: list[Chunk], *,
@@ -29,13 +23,6 @@ async def collect(plumber: Plumber, name: str, into: list[Chunk], *,
         task_status.started()
         async for chunk in reader:
             into.append(chunk)
-
-
-async def settled(condition: Callable[[], bool]) -> None:
-    """Wait for what pipelines pass on in their own tasks."""
-    with trio.fail_after(5):
-        while not condition():  # noqa: ASYNC110 - programs run apart, there is no event
-            await trio.sleep(0.01)
 
 
 async def test_a_via_runs_once_per_reader(plumber: Plumber) -> None:
@@ -61,8 +48,8 @@ async def test_each_message_of_a_block_goes_through_the_via(plumber: Plumber,
     await nursery.start(collect, plumber, "minimega//v", got)
     plumber.set_via("minimega//v", ("sed", "-u", "s/^/>/"))
     async with plumber.open_writer("minimega//v") as writer:
-        await writer.write_lines(b"a\nb\n")
-    await trio.testing.wait_all_tasks_blocked()
+        await writer.write_lines(b"a\nb\n")  # returns once queued for the via
+    await settled(lambda: len(got) == 2)
     assert got == [Chunk(b">a\n", one_message=True), Chunk(b">b\n", one_message=True)]
     assert info(plumber, "minimega//v").count == 2
 
@@ -116,8 +103,8 @@ async def test_a_via_failing_for_one_reader_still_feeds_the_others(
         0, "hi")
 
 
-async def test_via_output_is_delivered_as_it_is(plumber: Plumber) -> None:
-    """Not split, no newline added: empty output reaches the next pipe as an empty message."""
+async def test_via_output_is_one_message(plumber: Plumber) -> None:
+    """Not split; empty output reaches the next pipe as an empty message."""
     await plumber.plumb(("nv", "nvout"), "minimega")
     plumber.set_via("minimega//nv", ("sh", "-c", "cat >/dev/null"))
     await plumber.write("minimega//nv", "abc")
@@ -149,3 +136,64 @@ async def test_a_quoted_helper_via_is_split_and_nothing_else_is(
     assert info(plumber, "minimega//foo").via == ("nosuchprogram -x",)
     assert info(plumber, "minimega//foo").count == 2
     await plumber.aclose()
+
+
+async def test_runs_overlap_and_every_reader_keeps_the_order_written(
+        plumber: Plumber, nursery: trio.Nursery, tmp_path: Path) -> None:
+    """All 8 runs (4 messages, 2 readers) are under way at once; later messages finish
+    first, yet each reader gets them in the order written."""
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    started.mkdir()
+    script = (f'read -r line; touch "{started}/$$"; '
+              f'while [ ! -e "{gate}" ]; do sleep 0.01; done; '
+              'sleep "0.0$((9 - line))"; echo "$line"')
+    plumber.set_via("minimega//o", ("sh", "-c", script))
+    async with plumber.open_reader("minimega//o") as first, \
+            plumber.open_reader("minimega//o") as second:
+
+        async def write_all() -> None:
+            async with plumber.open_writer("minimega//o") as writer:
+                await writer.write_lines(b"0\n1\n2\n3\n")
+
+        nursery.start_soon(write_all)
+        await settled(lambda: len(os.listdir(started)) == 8)
+        gate.touch()
+        for reader in (first, second):
+            assert await receive_messages(reader, 4) == [b"0\n", b"1\n", b"2\n", b"3\n"]
+    assert info(plumber, "minimega//o").count == 4
+
+
+async def test_the_program_is_found_again_when_path_changes_or_it_goes(
+        plumber: Plumber, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    folders = {tag: tmp_path / tag for tag in ("one", "two")}
+    for tag, folder in folders.items():
+        folder.mkdir()
+        executable(folder, "tagger", f"#!/bin/sh\nsed s/^/{tag}:/\n")
+    lookups = 0
+    which = shutil.which
+
+    def counting_which(*args: object, **kwargs: object) -> str | None:
+        nonlocal lookups
+        lookups += 1
+        return which(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shutil, "which", counting_which)
+    path = os.environ["PATH"]
+    async with plumber.open_reader("minimega//t") as reader:
+        plumber.set_via("minimega//t", ("tagger",))
+        monkeypatch.setenv("PATH", f"{folders['one']}:{path}")
+        for index in range(20):
+            await plumber.write("minimega//t", f"m{index}")
+        assert await receive_messages(reader, 20) == [b"one:m%d\n" % i for i in range(20)]
+        assert lookups == 1  # not once per message and reader
+        monkeypatch.setenv("PATH", f"{folders['two']}:{path}")
+        await plumber.write("minimega//t", "moved")
+        assert await receive_messages(reader, 1) == [b"two:moved\n"]
+        (folders["two"] / "tagger").unlink()
+        await plumber.write("minimega//t", "gone")
+        assert caplog.messages[-1] == 'exec: "tagger": executable file not found in $PATH'
+        executable(folders["two"], "tagger", "#!/bin/sh\nsed s/^/back:/\n")
+        await plumber.write("minimega//t", "again")
+        assert await receive_messages(reader, 1) == [b"back:again\n"]
+    assert info(plumber, "minimega//t").count == 22

@@ -186,8 +186,9 @@ async def test_a_via_that_never_ends_does_not_hang_the_session(session: Session)
     listing = await output(session, ".columns name,writers,count .filter name=minimega//slow pipe")
     # both writes still in flight: writers while undelivered, not counted yet
     assert listing == [("name           | writers | count\nminimega//slow | 2       | 0", "")]
-    assert await output(session, "clear pipe slow") == [
-        ("", "cannot delete named pipe with open writers")]
+    # its own via is all that holds it: clearing kills the via and drops the writes
+    assert await output(session, "clear pipe slow") == [("", "")]
+    assert [pipe.name for pipe in session.plumber.pipes()] == ["minimega//out"]
 
 
 async def test_a_reader_that_never_reads_does_not_hang_a_script(session: Session,
@@ -278,3 +279,20 @@ async def test_quit_after_a_delay(session: Session, autojump_clock: trio.testing
     assert not session.quitting.is_set()
     await session.quitting.wait()
     assert trio.current_time() - started == pytest.approx(30)
+
+
+async def test_shell_output_is_bounded(session: Session) -> None:
+    marker = f"endless-{time.time_ns()}"
+    with trio.fail_after(20):
+        assert await output(session, f"shell yes {marker}") == [
+            ("", "output over 16 MiB or errors over 1 MiB: the program was killed")]
+    assert processes_with(marker) == []
+
+
+async def test_what_shell_and_background_start_dies_with_them(session: Session) -> None:
+    marker = f"{time.time_ns() % 10**6}.25"
+    with trio.fail_after(10):
+        assert await output(session, f'shell sh -c "sleep {marker} & exit 0"') == [("", "")]
+        await session.run_line(f'background sh -c "sleep 1{marker} & exit 0"')
+        while processes_with(f"sleep\0{marker}") or processes_with(f"sleep\0{1}{marker}"):  # noqa: ASYNC110 - the kernel, not a task
+            await trio.sleep(0.01)

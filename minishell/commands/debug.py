@@ -99,13 +99,17 @@ async def _children(ctx: Context) -> str:
     return str(await trio.to_thread.run_sync(child_process_count))
 
 
-# minimega's columns, each with the Python figure shown in it. A figure of
-# minishell's own (the plumber's dropped readers, from ctx.plumber) is a pair
-# added here.
+async def _dropped_readers(ctx: Context) -> str:
+    return str(ctx.plumber.dropped_readers)
+
+
+# minimega's columns, each with the Python figure shown in it, then minishell's
+# own: the readers the plumber dropped for taking nothing with their queue full.
 FIGURES: Final[tuple[tuple[str, Callable[[Context], Awaitable[str]]], ...]] = (
     ("goversion", _python_version),
     ("goroutines", _tasks_alive),
     ("cgocalls", _children),
+    ("dropped", _dropped_readers),
 )
 
 

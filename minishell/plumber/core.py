@@ -11,23 +11,28 @@ from __future__ import annotations
 import functools
 import itertools
 import random
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
+from typing import Any
 
 import trio
 
 from minishell.plumber.endpoints import Reader, Writer
 from minishell.plumber.errors import PlumberError
 from minishell.plumber.outbox import Outbox
-from minishell.plumber.pipe import MODES, Pipe, PipeInfo
+from minishell.plumber.pipe import MODES, Pipe, PipeInfo, Plumbing
 from minishell.plumber.pipeline import Production, feeds_itself, resolve_stages
-from minishell.plumber.programs import ProgramFinder
-from minishell.plumber.via import Vias
+from minishell.plumber.programs import GRACE_SECONDS, ProgramFinder
+from minishell.plumber.via import VIA_CONCURRENCY, VIA_DEADLINE, Vias
 
 # How long a CLI write waits for its delivery before the command returns anyway.
 CLI_WRITE_PATIENCE = 1.0
+# CLI writes a pipe may hold for its readers before `pipe p data` is refused.
+CLI_WRITE_BACKLOG = 1000
+CLI_WRITE_BACKLOG_BYTES = 16 * 1024 * 1024
+# How long a reader may take nothing with its queue full before it is dropped.
+STALLED_READER_TIMEOUT = 10.0
 
 
 def _byte_order(name: str) -> bytes:
@@ -35,17 +40,40 @@ def _byte_order(name: str) -> bytes:
 
 
 class Plumber:
+    """Every pipe and pipeline of one daemon.
+
+    The time limits are parameters so that tests can make them short:
+    `via_deadline` (a via still running then is killed and fails),
+    `stalled_reader_timeout` (a reader taking nothing that long with its
+    queue full is dropped), `cli_write_patience` (how long `write` waits for
+    its delivery), `program_grace` (between SIGTERM and SIGKILL when vias are
+    stopped). `cli_write_backlog` and `cli_write_backlog_bytes` bound the CLI
+    writes one pipe holds for its readers; `via_concurrency` the via programs
+    running at once, over all pipes.
+    """
+
     def __init__(self, nursery: trio.Nursery, *, helper_dir: str | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, via_deadline: float = VIA_DEADLINE,
+                 stalled_reader_timeout: float = STALLED_READER_TIMEOUT,
+                 cli_write_backlog: int = CLI_WRITE_BACKLOG,
+                 cli_write_backlog_bytes: int = CLI_WRITE_BACKLOG_BYTES,
+                 cli_write_patience: float = CLI_WRITE_PATIENCE,
+                 program_grace: float = GRACE_SECONDS,
+                 via_concurrency: int = VIA_CONCURRENCY) -> None:
         self._nursery = nursery
         self._programs = ProgramFinder(helper_dir)
-        self._vias = Vias(self._programs)
-        self._rng = rng if rng is not None else random.Random()
+        self._plumbing = Plumbing(
+            nursery, Vias(self._programs, deadline=via_deadline, grace=program_grace,
+                          concurrency=via_concurrency),
+            rng if rng is not None else random.Random(),
+            stalled_reader_timeout=stalled_reader_timeout,
+            cli_write_backlog=cli_write_backlog,
+            cli_write_backlog_bytes=cli_write_backlog_bytes,
+            run_window=2 * via_concurrency)
+        self._cli_write_patience = cli_write_patience
         self._reader_ids = itertools.count(1)  # monotonic: round-robin follows registration
         self._pipes: dict[str, Pipe] = {}
         self._productions: dict[str, Production] = {}
-        # CLI writes waiting for a via or for room, per pipe (see write)
-        self._cli_writes: dict[str, deque[tuple[bytes, trio.Event]]] = {}
 
     @property
     def programs(self) -> ProgramFinder:
@@ -68,55 +96,35 @@ class Plumber:
     # -- pipes -------------------------------------------------------------------
 
     async def write(self, name: str, data: str) -> None:
-        """One message from the CLI (`pipe foo data`), in order with the pipe's other
-        CLI writes.
+        """One message from the CLI (`pipe foo data`), in order with the pipe's other writes.
 
         The command waits for the delivery — through a via, past a full outbox,
         on through the pipe-to-pipe stages downstream — so that a listing right
         after it is settled (2.9's writes are asynchronous, spec §16.4). But never
-        longer than CLI_WRITE_PATIENCE, and not at all behind an earlier write
-        still in flight: a via that never ends or a reader that never reads must
-        not hang the prompt, where 2.9's CLI never waits. What is not delivered
-        by then is delivered in the background, counting as a writer until it is.
-        Readers that are programs or clients are not waited for: what they do
-        with a message is their affair.
+        longer than the CLI write patience, and not at all behind an earlier CLI
+        write still in flight: a via that runs long or a reader that never reads
+        must not hang the prompt, where 2.9's CLI never waits. What is not
+        delivered by then is delivered in the background, counting as a writer
+        until it is. Raises PlumberError when the pipe already holds its limit
+        of such writes. Readers that are programs or clients are not waited
+        for: what they do with a message is their affair.
         """
         pipe = self._pipe(name)
         message = data.encode("utf-8", "surrogateescape")
-        queue = self._cli_writes.get(name)
-        if queue is None and pipe.takes_at_once():
+        if pipe.takes_at_once():
             pipe.route_message(message)  # the common case: no task, no await
             await trio.lowlevel.checkpoint_if_cancelled()
         else:
-            delivered = trio.Event()
-            wait = queue is None
-            if queue is None:
-                queue = self._cli_writes[name] = deque()
-                self._nursery.start_soon(self._deliver_cli_writes, name, pipe, queue)
-            queue.append((message, delivered))
-            pipe.writers += 1  # a writer while in flight, as in 2.9
-            if wait:
-                with trio.move_on_after(CLI_WRITE_PATIENCE):
-                    await delivered.wait()
-            if not delivered.is_set():
-                return
+            delivered = pipe.write_cli(message)
+            if delivered is not None:
+                if pipe.cli_writes == 1:  # no earlier CLI write in flight
+                    with trio.move_on_after(self._cli_write_patience):
+                        await delivered.wait()
+                if not delivered.is_set():
+                    return
         if pipe.downstream():
-            with trio.move_on_after(CLI_WRITE_PATIENCE):
+            with trio.move_on_after(self._cli_write_patience):
                 await self._settle_downstream(name)
-
-    async def _deliver_cli_writes(self, name: str, pipe: Pipe,
-                                  queue: deque[tuple[bytes, trio.Event]]) -> None:
-        """Deliver a pipe's queued CLI writes one after another (a plumber task)."""
-        try:
-            while queue:
-                message, delivered = queue[0]
-                await pipe.accept_message(message)
-                queue.popleft()
-                pipe.writers -= 1
-                delivered.set()
-        finally:
-            pipe.writers -= len(queue)  # cancelled: the plumber is closing
-            del self._cli_writes[name]
 
     def set_mode(self, name: str, mode: str) -> None:
         if mode not in MODES:
@@ -127,19 +135,34 @@ class Plumber:
         self._pipe(name).log = enabled
 
     def set_via(self, name: str, argv: tuple[str, ...]) -> None:
-        self._pipe(name).via = argv
+        """`pipe <p> via ...`; `()` (`clear pipe <p> via`) also kills the pipe's running
+        vias and drops the messages written through them."""
+        self._pipe(name).set_via(argv)
+
+    @property
+    def dropped_readers(self) -> int:
+        """Readers dropped for taking nothing with their queue full, over all pipes ever."""
+        return self._plumbing.dropped_readers
 
     async def delete_pipe(self, name: str) -> None:
-        """`clear pipe <p>`: EOF to its readers; returns once the pipelines reading it are gone."""
+        """`clear pipe <p>`: EOF to its readers; returns once the pipelines reading it and
+        its vias are gone.
+
+        Only endpoints (pipeline stages, socket attachments) count as writers
+        here, as in minimega: CLI writes waiting for a via or for room are
+        dropped with the pipe (logged with a count), so that a pipe wedged by
+        its own vias can be deleted.
+        """
         pipe = self._pipes.get(name)
         if pipe is None:
             raise PlumberError(f"no such pipe: {name}")
         if pipe.writers:
             raise PlumberError("cannot delete named pipe with open writers")
         del self._pipes[name]
-        pipe.close()
+        pipe.close("deleted")
         await self._stop([production for production in self._productions.values()
                           if name in production.reads])
+        await pipe.wait_idle()
 
     async def delete_all_pipes(self) -> None:
         """Bare `clear pipe`: delete every pipe that can be deleted, then report the first refusal.
@@ -192,21 +215,30 @@ class Plumber:
         await self._stop([production])
 
     async def aclose(self) -> None:
-        """Shutdown: every pipeline cancelled and its children reaped, every reader at EOF."""
+        """Shutdown: every pipeline and via cancelled and its children reaped, every reader
+        at EOF."""
         await self._stop(list(self._productions.values()))
         for pipe in self._pipes.values():
-            pipe.close()
+            pipe.close("closed")
+        for pipe in self._pipes.values():
+            await pipe.wait_idle()
 
     # -- endpoints -----------------------------------------------------------------
 
-    def open_reader(self, name: str, *,
-                    forwards_to: str | None = None) -> AbstractAsyncContextManager[Reader]:
+    def open_reader(self, name: str, *, forwards_to: str | None = None,
+                    on_drop: Callable[[], None] | None = None,
+                    ) -> AbstractAsyncContextManager[Reader]:
         """Register a reader of pipe `name` (created if missing) for the block's duration.
 
         `forwards_to`: the pipe this reader passes what it takes straight on to
         (a pipe-to-pipe pipeline stage), which CLI writes wait for (see write).
+        `on_drop`: called (from the writer's task, so it must not block) if the
+        pipe drops the reader for taking nothing with its queue full; the reader
+        sees EOF when it next receives, and `Reader.dropped` is then True. An
+        endpoint that may sit elsewhere (in a send to a program or a client that
+        does not read) learns it at once this way.
         """
-        return _ReaderBlock(self._pipe, self._reader_ids, name, forwards_to)
+        return _ReaderBlock(self._pipe, self._reader_ids, name, forwards_to, on_drop)
 
     def open_writer(self, name: str) -> AbstractAsyncContextManager[Writer]:
         """Register a writer of pipe `name` (created if missing) for the block's duration."""
@@ -217,7 +249,7 @@ class Plumber:
     def _pipe(self, name: str) -> Pipe:
         pipe = self._pipes.get(name)
         if pipe is None:
-            pipe = self._pipes[name] = Pipe(name, rng=self._rng, vias=self._vias)
+            pipe = self._pipes[name] = Pipe(name, self._plumbing)
         return pipe
 
     async def _settle_downstream(self, name: str) -> None:
@@ -266,16 +298,16 @@ class Plumber:
 
 
 @asynccontextmanager
-async def open_plumber(*, helper_dir: str | None = None,
-                       rng: random.Random | None = None) -> AsyncIterator[Plumber]:
-    """A plumber whose pipelines live in a nursery of its own.
+async def open_plumber(**options: Any) -> AsyncIterator[Plumber]:
+    """A plumber (given Plumber's keyword options) whose pipelines live in a
+    nursery of its own.
 
     Its block ends with every pipeline cancelled and its children reaped, and
     every reader at EOF, whatever ends it (the closing is shielded from the
     cancellation that may be the reason).
     """
     async with trio.open_nursery() as nursery:
-        plumber = Plumber(nursery, helper_dir=helper_dir, rng=rng)
+        plumber = Plumber(nursery, **options)
         try:
             yield plumber
         finally:
@@ -290,20 +322,22 @@ async def open_plumber(*, helper_dir: str | None = None,
 
 
 class _ReaderBlock:
-    __slots__ = ("_forwards_to", "_get_pipe", "_name", "_pipe", "_reader_id", "_reader_ids")
+    __slots__ = ("_forwards_to", "_get_pipe", "_name", "_on_drop", "_pipe", "_reader_id",
+                 "_reader_ids")
 
     def __init__(self, get_pipe: Callable[[str], Pipe], reader_ids: Iterator[int], name: str,
-                 forwards_to: str | None) -> None:
+                 forwards_to: str | None, on_drop: Callable[[], None] | None) -> None:
         self._get_pipe = get_pipe
         self._reader_ids = reader_ids
         self._name = name
         self._forwards_to = forwards_to
+        self._on_drop = on_drop
         self._pipe: Pipe | None = None
         self._reader_id = 0
 
     async def __aenter__(self) -> Reader:
         pipe = self._pipe = self._get_pipe(self._name)
-        outbox = Outbox(forwards_to=self._forwards_to)
+        outbox = Outbox(forwards_to=self._forwards_to, on_drop=self._on_drop)
         self._reader_id = next(self._reader_ids)
         pipe.attach(self._reader_id, outbox)
         return Reader(self._name, outbox, functools.partial(pipe.detach, self._reader_id))

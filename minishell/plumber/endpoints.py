@@ -20,8 +20,10 @@ class Reader:
 
     EOF (trio.EndOfChannel from receive(), the end of `async for`) comes when
     the pipe is deleted, the plumber closes or the reader is closed, after what
-    was already delivered. The reader counts in the pipe's `readers` while its
-    `open_reader` block is open and it is not closed. One task receives.
+    was already delivered; also when the pipe dropped the reader for taking
+    nothing with its queue full for the stall timeout, and then `dropped` is
+    True. The reader counts in the pipe's `readers` while its `open_reader`
+    block is open and it is neither closed nor dropped. One task receives.
     """
 
     __slots__ = ("_detach", "_outbox", "pipe_name")
@@ -30,6 +32,11 @@ class Reader:
         self.pipe_name = pipe_name
         self._outbox = outbox
         self._detach = detach
+
+    @property
+    def dropped(self) -> bool:
+        """True once the pipe has dropped this reader for not taking (see above)."""
+        return self._outbox.dropped
 
     async def receive(self) -> Chunk:
         """Everything delivered since the last call (at least one message); EndOfChannel at EOF."""
@@ -58,8 +65,10 @@ class Writer:
     """Writes messages into a pipe; counts in the pipe's `writers` while its block is open.
 
     Every call returns once its messages are in the outboxes of their readers
-    (waiting while an outbox is full: lossless backpressure). Messages of one
-    writer reach every reader in the order written.
+    (waiting while an outbox is full: lossless backpressure, but for readers
+    dropped for not taking), or, with a via or behind messages waiting for
+    one, once they are in the pipe's bounded queue. Messages of one writer
+    reach every reader in the order written.
     """
 
     __slots__ = ("_pipe", "pipe_name")

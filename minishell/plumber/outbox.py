@@ -1,10 +1,13 @@
-"""A reader's bounded queue of chunks: the only place where data waits.
+"""A reader's bounded queue of chunks: where data waits for its reader.
 
 Writers put chunks in synchronously once there is room; the reader takes
 everything pending at once. Room is measured in bytes: a writer may put a
 chunk while the outbox holds less than its limit, so one chunk may overshoot
 it (a block bigger than the limit must still get through) and the outbox never
-holds more than limit + one chunk.
+holds more than limit + one chunk. When the reader takes, its pipe hears of
+the room through a RoomSignal (one per pipe, shared by its outboxes), and the
+outbox notes since when it has been full, for the pipe to drop a reader that
+stopped taking.
 
 A reader that only passes bytes on (a raw socket attachment) may also take
 them straight from the writer, while it waits for more: see `send_directly`.
@@ -30,12 +33,31 @@ class Chunk:
 
     Usually `data` is a block of lines, each line one message. `one_message`
     marks the rare exception, `data` being exactly one message: one whose inner
-    newlines are not message boundaries (a CLI message with newlines in it), or
-    a via's raw output (possibly empty, possibly without a final newline).
+    newlines are not message boundaries (a CLI message with newlines in it, or
+    a via's output). Either way `data` ends with a newline.
     """
 
     data: bytes
     one_message: bool = False
+
+
+class RoomSignal:
+    """Wakes whoever waits for room in any outbox of one pipe (a writer, the pipe's queue)."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event: trio.Event | None = None
+
+    def notify(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    async def wait(self) -> None:
+        if self._event is None:
+            self._event = trio.Event()
+        await self._event.wait()
 
 
 class Outbox:
@@ -47,18 +69,23 @@ class Outbox:
     a CLI write returns only once its message has gone through such stages.
     """
 
-    __slots__ = ("_chunks", "_closed", "_data_waiter", "_limit", "_puts", "_room_waiter",
-                 "_send_now", "_settle_waiter", "_settled", "_size", "_taken", "forwards_to")
+    __slots__ = ("_chunks", "_closed", "_data_waiter", "_limit", "_puts", "_send_now",
+                 "_settle_waiter", "_settled", "_size", "_taken", "dropped", "forwards_to",
+                 "full_since", "on_drop", "room_signal")
 
-    def __init__(self, limit: int = OUTBOX_LIMIT, *, forwards_to: str | None = None) -> None:
+    def __init__(self, limit: int = OUTBOX_LIMIT, *, forwards_to: str | None = None,
+                 on_drop: Callable[[], None] | None = None) -> None:
         self.forwards_to = forwards_to  # the pipe its reader passes chunks straight on to
+        self.on_drop = on_drop  # called when its pipe drops it
+        self.room_signal: RoomSignal | None = None  # its pipe's, once attached
+        self.full_since: float | None = None  # trio time it became full, None while not full
+        self.dropped = False  # its pipe dropped it for taking nothing while full
         # Made by the first put, dropped once emptied: an idle reader costs no queue.
         self._chunks: deque[Chunk] | None = None
         self._size = 0
         self._limit = limit
         self._closed = False
         self._data_waiter: trio.Event | None = None
-        self._room_waiter: trio.Event | None = None
         self._settle_waiter: trio.Event | None = None
         self._puts = 0  # chunks put, ever
         self._taken = 0  # chunks handed to the reader, ever
@@ -105,14 +132,11 @@ class Outbox:
         self._chunks.append(chunk)
         self._size += len(chunk.data)
         self._puts += 1
+        if self._size >= self._limit and self.full_since is None:
+            self.full_since = trio.current_time()
         if self._data_waiter is not None:
             self._data_waiter.set()
             self._data_waiter = None
-
-    async def wait_for_room(self) -> None:
-        if self._room_waiter is None:
-            self._room_waiter = trio.Event()
-        await self._room_waiter.wait()
 
     def mark(self) -> int:
         """A point in this outbox's stream, for `wait_settled`."""
@@ -142,9 +166,10 @@ class Outbox:
                 self._data_waiter = None
         chunk = self._coalesce()
         self._size -= len(chunk.data)
-        if self._room_waiter is not None:
-            self._room_waiter.set()
-            self._room_waiter = None
+        # It took something: a reader still full (a one-message chunk was kept back) starts over.
+        self.full_since = trio.current_time() if self._size >= self._limit else None
+        if self.room_signal is not None:
+            self.room_signal.notify()
         return chunk
 
     def _settle(self) -> None:
@@ -156,10 +181,12 @@ class Outbox:
     def close(self) -> None:
         """The reader goes away: the reader gets EOF once drained, waiting writers go on."""
         self._closed = True
-        for waiter in (self._data_waiter, self._room_waiter, self._settle_waiter):
+        for waiter in (self._data_waiter, self._settle_waiter):
             if waiter is not None:
                 waiter.set()
-        self._data_waiter = self._room_waiter = self._settle_waiter = None
+        self._data_waiter = self._settle_waiter = None
+        if self.room_signal is not None:  # closed is never full: a writer may go on
+            self.room_signal.notify()
 
     def _coalesce(self) -> Chunk:
         chunks = self._chunks

@@ -5,7 +5,8 @@ every pipe endpoint and spawns every program before `plumb` returns; then one
 task per connection moves data from a stage to the next.
 
 Ending: `clear plumb`, `clear pipe` of a source, shutdown, a failed write to a
-program or a line too long cancel the production at once, as miniplumber's
+program, a line too long, or a source pipe dropping the stage's reader for not
+taking (a program that does not read) cancel the production at once, as miniplumber's
 `defer pl.cancel()` does. A program whose stdout reaches EOF (it exited) ends
 it too, but only after what it wrote has gone all the way down (spec §16.5):
 the end travels downstream like EOF in a Unix pipeline (a pipe stage passes on
@@ -17,6 +18,7 @@ remain with their reader/writer counts back to 0.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import subprocess
@@ -58,6 +60,7 @@ Sink = Writer | trio.abc.SendStream
 
 class Endpoints(Protocol):
     def open_reader(self, name: str, *, forwards_to: str | None = None,
+                    on_drop: Callable[[], None] | None = None,
                     ) -> AbstractAsyncContextManager[Reader]: ...
 
     def open_writer(self, name: str) -> AbstractAsyncContextManager[Writer]: ...
@@ -197,7 +200,9 @@ class Production:
                 sink = None if index == 0 else await stack.enter_async_context(
                     self._endpoints.open_writer(stage.name))
                 source = None if index == last else await stack.enter_async_context(
-                    self._endpoints.open_reader(stage.name, forwards_to=self._next_pipe(index)))
+                    self._endpoints.open_reader(
+                        stage.name, forwards_to=self._next_pipe(index),
+                        on_drop=functools.partial(self._reader_dropped, stage.name)))
                 self._ends.append((sink, source))
             else:
                 process = await trio.lowlevel.open_process(
@@ -208,6 +213,12 @@ class Production:
                     env=self._programs.child_env())
                 processes.append(process)
                 self._ends.append((process.stdin, process.stdout))
+
+    def _reader_dropped(self, pipe: str) -> None:
+        """The pipe dropped our reader (a stage that stopped taking): as when the pipe is
+        deleted, the pipeline ends."""
+        logger.error("pipeline %s: its reader of %s was dropped", self.name, pipe)
+        self.cancel()
 
     def _next_pipe(self, index: int) -> str | None:
         """The pipe stage `index` passes its messages straight on to, if it is one."""

@@ -8,13 +8,23 @@ import trio
 
 from minishell.gostr import exit_text
 from minishell.plumber.fields import fields_quote_escape, has_space
-from minishell.plumber.programs import ProgramFinder, terminate_group
+from minishell.plumber.programs import (
+    GRACE_SECONDS,
+    KillSwitch,
+    ProgramFinder,
+    ProgramResult,
+    run_program,
+)
 
 logger = logging.getLogger("minishell.plumber")
 
 # Runs of via programs at once, over all pipes: a burst of messages to many readers
 # must not fork hundreds of processes together.
 VIA_CONCURRENCY = 16
+VIA_DEADLINE = 10.0
+# A via's output is one message, so it has the limit of one: miniplumber's
+# TOKEN_MAX (2.9 itself buffers a via's output without limit).
+VIA_OUTPUT_MAX = 1024 * 1024
 
 
 def via_command(argv: tuple[str, ...], programs: ProgramFinder) -> tuple[str, ...]:
@@ -30,7 +40,8 @@ def via_command(argv: tuple[str, ...], programs: ProgramFinder) -> tuple[str, ..
     quoted via (`"sed -u s/x/y/"`, pinned by the via_failure transcript) still
     fails exactly as in 2.9.
     """
-    if len(argv) != 1 or not has_space(argv[0]) or programs.lookup(argv[0]) is not None:
+    if (len(argv) != 1 or not has_space(argv[0])
+            or programs.lookup_cached(argv[0]) is not None):
         return argv
     split = fields_quote_escape(argv[0])
     if split and programs.is_helper(split[0]):
@@ -39,43 +50,72 @@ def via_command(argv: tuple[str, ...], programs: ProgramFinder) -> tuple[str, ..
 
 
 class Vias:
-    """Runs vias, bounded by one limiter for the whole plumber."""
+    """Runs vias, bounded by one limiter for the whole plumber.
 
-    def __init__(self, programs: ProgramFinder) -> None:
+    A via is run_program with the message on stdin: it fails (logged at
+    ERROR, None for that reader) when it cannot start, exits non-zero, prints
+    more than VIA_OUTPUT_MAX bytes, or is still running at its deadline; in
+    every case its process group is gone when run() returns.
+    """
+
+    def __init__(self, programs: ProgramFinder, *, deadline: float = VIA_DEADLINE,
+                 grace: float = GRACE_SECONDS, concurrency: int = VIA_CONCURRENCY) -> None:
         self._programs = programs
-        self._limiter = trio.CapacityLimiter(VIA_CONCURRENCY)
+        self._deadline = deadline
+        self._grace = grace
+        self._limiter = trio.CapacityLimiter(concurrency)
 
-    async def run(self, argv: tuple[str, ...], message: bytes) -> bytes | None:
-        """The via's stdout for this message, or None (logged at ERROR) if it failed."""
+    async def run(self, pipe_name: str, argv: tuple[str, ...], message: bytes,
+                  kill_switch: KillSwitch) -> bytes | None:
+        """The via's stdout for this message, or None (logged at ERROR) if it failed;
+        None too, silently, once `kill_switch` is thrown (its owner logs that)."""
         command = via_command(argv, self._programs)
-        path = self._programs.lookup(command[0])
-        if path is None:
-            logger.error('exec: "%s": executable file not found in $PATH', command[0])
-            return None
         async with self._limiter:
-            try:
-                result = await trio.run_process(
-                    list(command), executable=path, stdin=message, capture_stdout=True,
-                    capture_stderr=True, check=False, start_new_session=True,
-                    env=self._programs.child_env(), deliver_cancel=terminate_group)
-            except (OSError, ValueError) as error:  # ValueError: a NUL in an argument
-                logger.error("fork/exec %s: %s", path, error)
+            if kill_switch.killed:
                 return None
+            result = await self._start(command, message, kill_switch)
+        if result is None or kill_switch.killed:
+            return None
+        failure = None
+        if result.timed_out:
+            failure = f"still running after {self._deadline:g}s"
+        elif result.over_limit:
+            failure = f"output over {VIA_OUTPUT_MAX} bytes"
+        if failure is not None:
+            logger.error("pipe %s: via %s: %s: killed, the message is dropped for a reader",
+                         pipe_name, " ".join(argv), failure)
+            return None
         if result.returncode != 0:
             logger.error("%s: %s", exit_text(result.returncode),
                          result.stderr.decode("utf-8", "replace"))
             return None
         return result.stdout
 
-    async def run_each(self, argv: tuple[str, ...], message: bytes, readers: int,
-                       ) -> list[bytes | None]:
-        """One run per reader, concurrently; results in reader order."""
-        outputs: list[bytes | None] = [None] * readers
+    async def _start(self, command: tuple[str, ...], message: bytes,
+                     kill_switch: KillSwitch) -> ProgramResult | None:
+        """run_program, or None when it cannot start (logged as minimega does).
 
-        async def run_one(index: int) -> None:
-            outputs[index] = await self.run(argv, message)
-
-        async with trio.open_nursery() as nursery:
-            for index in range(readers):
-                nursery.start_soon(run_one, index)
-        return outputs
+        The lookup is cached, so a program removed since its last run fails
+        to start: then it is looked up afresh, and run again if found elsewhere.
+        """
+        name = command[0]
+        path = self._programs.lookup_cached(name)
+        while path is not None:
+            try:
+                return await run_program(
+                    path, command, stdin=message, env=self._programs.spawn_env(),
+                    stdout_limit=VIA_OUTPUT_MAX, stderr_limit=VIA_OUTPUT_MAX,
+                    deadline=trio.current_time() + self._deadline, grace=self._grace,
+                    kill_switch=kill_switch)
+            except FileNotFoundError as error:
+                self._programs.forget(name)
+                found = self._programs.lookup_cached(name)
+                if found == path:  # still there: the file exists but will not run
+                    logger.error("fork/exec %s: %s", path, error)
+                    return None
+                path = found
+            except (OSError, ValueError) as error:  # ValueError: a NUL in an argument
+                logger.error("fork/exec %s: %s", path, error)
+                return None
+        logger.error('exec: "%s": executable file not found in $PATH', name)
+        return None

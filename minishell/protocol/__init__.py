@@ -1,0 +1,1 @@
+"""Wire protocols, sans-IO: codecs that turn bytes into values and back, with no trio."""

@@ -1,0 +1,434 @@
+"""minimega's ron wire protocol (2.9), sans-IO: its messages, the RON handshake, a connection.
+
+What it covers
+    ron.Message and every struct inside it (Client, Process, Response, Command,
+    Filter, ConnTest, File) as dataclasses with their gob descriptions; the
+    MessageType, PipeMode, UfsMode, TunnelType and LogLevel constants; minitunnel's
+    tunnelMessage, the values of the second gob stream that MESSAGE_TUNNEL messages
+    carry; the scanner that skips to the `RON` opening each direction; and RonCodec,
+    one connection's codec (one gob encoder and one decoder for the connection's
+    life, as Go keeps them), whose output is byte for byte what minimega 2.9 and
+    miniccc 2.9 send.
+
+How values look in Python
+    Attributes are the Go fields in snake_case, in Go's order. Go strings are str,
+    except Message.pipe_data, which is bytes because pipe data need not be text.
+    A nil pointer, map or slice is None, or [] for slices (gob cannot tell an empty
+    slice from a nil one); an empty dict is an empty Go map, which gob does send
+    (miniccc sends `Processes: {}`). Type, PipeMode, UfsMode and the tunnel's Type
+    are plain ints as received, comparable with the IntEnum constants here.
+    ConnTest.wait is a time.Duration in nanoseconds, File.perm os.FileMode's bits,
+    Command.level minilog's level (see LogLevel) or None.
+
+What it does not cover
+    What the messages mean or when to send them (cc's server and agent do that),
+    sockets and timeouts (the 5 s handshake timeout, heartbeats), minitunnel's
+    forwarding, and the agent's local socket, which is plain gob singletons
+    (gob.Decoder.next_value(gob.INT), then gob.STRING values).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import IntEnum
+
+from minishell.protocol.gob import (
+    BOOL,
+    BYTES,
+    DEFAULT_LIMITS,
+    INT,
+    INT64,
+    RAW_STRING,
+    STRING,
+    UINT32,
+    Decoder,
+    Encoder,
+    GobError,
+    Limits,
+    Map,
+    Ptr,
+    Slice,
+    Struct,
+    TypeIds,
+)
+
+MAGIC = b"RON"
+# Go waits 5 s for RON with no byte limit; a serial line may hold a dead
+# connection's unread tail, up to a 100 KiB file part and more, before it.
+DEFAULT_MAX_SKIPPED = 1024 * 1024
+# minitunnel's Trunk reads its pipe 32 KiB at a time: one Tunnel payload per read.
+TUNNEL_CHUNK_SIZE = 32 * 1024
+
+
+class MessageType(IntEnum):
+    COMMAND = 0
+    CLIENT = 1
+    TUNNEL = 2
+    FILE = 3
+    PIPE = 4
+    UFS = 5
+    HEARTBEAT = 6
+
+
+class PipeMode(IntEnum):
+    NEW_READER = 0
+    NEW_WRITER = 1
+    CLOSE_READER = 2
+    CLOSE_WRITER = 3
+    DATA = 4
+
+
+class UfsMode(IntEnum):
+    OPEN = 0
+    CLOSE = 1
+    DATA = 2
+
+
+class LogLevel(IntEnum):
+    """minilog's levels, for Command.level; they start at 1, so none is gob's left-out zero."""
+
+    DEBUG = 1
+    INFO = 2
+    WARN = 3
+    ERROR = 4
+    FATAL = 5
+
+
+class TunnelType(IntEnum):
+    HANDSHAKE = 0
+    CONNECT = 1
+    CLOSED = 2
+    DATA = 3
+    FORWARD = 4
+
+
+@dataclass(slots=True, kw_only=True)
+class Process:
+    pid: int = 0
+    command: list[str] = dataclasses.field(default_factory=list)
+
+
+GO_PROCESS = Struct(Process, "ron.Process", [
+    ("PID", "pid", INT),
+    ("Command", "command", Slice(STRING)),
+])
+
+
+@dataclass(slots=True, kw_only=True)
+class Response:
+    id: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int = 0
+    record_exit_code: bool = False
+
+
+GO_RESPONSE = Struct(Response, "ron.Response", [
+    ("ID", "id", INT),
+    ("Stdout", "stdout", STRING),
+    ("Stderr", "stderr", STRING),
+    ("ExitCode", "exit_code", INT),
+    ("RecordExitCode", "record_exit_code", BOOL),
+])
+
+
+@dataclass(slots=True, kw_only=True)
+class ConnTest:
+    endpoint: str = ""
+    wait: int = 0
+    packet: bytes = b""
+
+
+GO_CONN_TEST = Struct(ConnTest, "ron.ConnTest", [
+    ("Endpoint", "endpoint", STRING),
+    ("Wait", "wait", INT64),
+    ("Packet", "packet", BYTES),
+])
+
+
+@dataclass(slots=True, kw_only=True)
+class Filter:
+    uuid: str = ""
+    hostname: str = ""
+    arch: str = ""
+    os: str = ""
+    mac: str = ""
+    ip: str = ""
+    tags: dict[str, str] | None = None
+
+
+GO_FILTER = Struct(Filter, "ron.Filter", [
+    ("UUID", "uuid", STRING),
+    ("Hostname", "hostname", STRING),
+    ("Arch", "arch", STRING),
+    ("OS", "os", STRING),
+    ("MAC", "mac", STRING),
+    ("IP", "ip", STRING),
+    ("Tags", "tags", Map(STRING, STRING)),
+])
+
+
+@dataclass(slots=True, kw_only=True)
+class Command:
+    id: int = 0
+    background: bool = False
+    command: list[str] = dataclasses.field(default_factory=list)
+    files_send: list[str] = dataclasses.field(default_factory=list)
+    files_recv: list[str] = dataclasses.field(default_factory=list)
+    conn_test: ConnTest | None = None
+    pid: int = 0
+    kill_all: str = ""
+    level: int | None = None
+    filter: Filter | None = None
+    checked_in: list[str] = dataclasses.field(default_factory=list)
+    prefix: str = ""
+    once: bool = False
+    sent: bool = False
+    stdin: str = ""
+    stdout: str = ""
+    stderr: str = ""
+
+
+GO_COMMAND = Struct(Command, "ron.Command", [
+    ("ID", "id", INT),
+    ("Background", "background", BOOL),
+    ("Command", "command", Slice(STRING)),
+    ("FilesSend", "files_send", Slice(STRING)),
+    ("FilesRecv", "files_recv", Slice(STRING)),
+    ("ConnTest", "conn_test", Ptr(GO_CONN_TEST)),
+    ("PID", "pid", INT),
+    ("KillAll", "kill_all", STRING),
+    ("Level", "level", Ptr(INT)),
+    ("Filter", "filter", Ptr(GO_FILTER)),
+    ("CheckedIn", "checked_in", Slice(STRING)),
+    ("Prefix", "prefix", STRING),
+    ("Once", "once", BOOL),
+    ("Sent", "sent", BOOL),
+    ("Stdin", "stdin", STRING),
+    ("Stdout", "stdout", STRING),
+    ("Stderr", "stderr", STRING),
+])
+
+
+@dataclass(slots=True, kw_only=True)
+class Client:
+    uuid: str = ""
+    arch: str = ""
+    os: str = ""
+    version: str = ""
+    hostname: str = ""
+    ips: list[str] = dataclasses.field(default_factory=list)
+    macs: list[str] = dataclasses.field(default_factory=list)
+    processes: dict[int, Process] | None = None
+    tags: dict[str, str] | None = None
+    responses: list[Response] = dataclasses.field(default_factory=list)
+    last_command_id: int = 0
+
+
+GO_CLIENT = Struct(Client, "ron.Client", [
+    ("UUID", "uuid", STRING),
+    ("Arch", "arch", STRING),
+    ("OS", "os", STRING),
+    ("Version", "version", STRING),
+    ("Hostname", "hostname", STRING),
+    ("IPs", "ips", Slice(STRING)),
+    ("MACs", "macs", Slice(STRING)),
+    ("Processes", "processes", Map(INT, Ptr(GO_PROCESS))),
+    ("Tags", "tags", Map(STRING, STRING)),
+    ("Responses", "responses", Slice(Ptr(GO_RESPONSE))),
+    ("LastCommandID", "last_command_id", INT),
+])
+
+
+@dataclass(slots=True, kw_only=True)
+class File:
+    id: int = 0
+    name: str = ""
+    perm: int = 0
+    data: bytes = b""
+    offset: int = 0
+    eof: bool = False
+
+
+GO_FILE = Struct(File, "ron.File", [
+    ("ID", "id", INT),
+    ("Name", "name", STRING),
+    ("Perm", "perm", UINT32),
+    ("Data", "data", BYTES),
+    ("Offset", "offset", INT64),
+    ("EOF", "eof", BOOL),
+])
+
+
+@dataclass(slots=True, kw_only=True)
+class Message:
+    type: int = 0
+    uuid: str = ""
+    error: str = ""
+    commands: dict[int, Command] | None = None
+    client: Client | None = None
+    file: File | None = None
+    tunnel: bytes = b""
+    pipe: str = ""
+    pipe_mode: int = 0
+    pipe_data: bytes = b""
+    ufs_mode: int = 0
+    version: str = ""
+
+
+GO_MESSAGE = Struct(Message, "ron.Message", [
+    ("Type", "type", INT),
+    ("UUID", "uuid", STRING),
+    ("Error", "error", STRING),
+    ("Commands", "commands", Map(INT, Ptr(GO_COMMAND))),
+    ("Client", "client", Ptr(GO_CLIENT)),
+    ("File", "file", Ptr(GO_FILE)),
+    ("Tunnel", "tunnel", BYTES),
+    ("Pipe", "pipe", STRING),
+    ("PipeMode", "pipe_mode", INT),
+    ("PipeData", "pipe_data", RAW_STRING),
+    ("UfsMode", "ufs_mode", INT),
+    ("Version", "version", STRING),
+])
+
+
+@dataclass(slots=True, kw_only=True)
+class TunnelMessage:
+    """minitunnel's tunnelMessage: one value of the gob stream inside MESSAGE_TUNNEL."""
+
+    type: int = 0
+    ack: bool = False
+    tid: int = 0
+    source: int = 0
+    host: str = ""
+    port: int = 0
+    error: str = ""
+    data: bytes = b""
+
+
+GO_TUNNEL_MESSAGE = Struct(TunnelMessage, "minitunnel.tunnelMessage", [
+    ("Type", "type", INT),
+    ("Ack", "ack", BOOL),
+    ("TID", "tid", INT),
+    ("Source", "source", INT),
+    ("Host", "host", STRING),
+    ("Port", "port", INT),
+    ("Error", "error", STRING),
+    ("Data", "data", BYTES),
+])
+
+
+def go_type_ids() -> TypeIds:
+    """Type ids as minimega and miniccc assign them: ron.Message first, tunnelMessage next."""
+    return TypeIds([GO_MESSAGE, GO_TUNNEL_MESSAGE])
+
+
+class HandshakeError(GobError):
+    """No RON within the bound, or none before the stream ended.
+
+    A GobError, so that one except clause covers every way a connection's input fails.
+    """
+
+
+class HandshakeScanner:
+    """Skips bytes up to and including the first `RON`, as both ends of ron do.
+
+    Go slides a three-byte window over the input with no limit but a 5 s timeout;
+    here at most max_skipped bytes may come before RON, then HandshakeError.
+    """
+
+    def __init__(self, max_skipped: int = DEFAULT_MAX_SKIPPED) -> None:
+        self.max_skipped = max_skipped
+        self.skipped = 0
+        self.done = False
+        self._candidate = b""  # a tail that may be the start of RON: b"", b"R" or b"RO"
+
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes | None:
+        """The bytes after RON once it has been seen (maybe b""); None while still looking."""
+        if self.done:
+            return bytes(data)
+        self._check_bound()
+        window = self._candidate + bytes(data)
+        at = window.find(MAGIC)
+        if at >= 0:
+            self.skipped += at
+            self._check_bound()
+            self.done = True
+            self._candidate = b""
+            return window[at + len(MAGIC):]
+        keep = 2 if window.endswith(MAGIC[:2]) else 1 if window.endswith(MAGIC[:1]) else 0
+        self.skipped += len(window) - keep
+        self._candidate = window[len(window) - keep:]
+        self._check_bound()
+        return None
+
+    def _check_bound(self) -> None:
+        if self.skipped > self.max_skipped:
+            raise HandshakeError(f"no RON within the first {self.max_skipped} bytes")
+
+
+class TunnelCodec:
+    """minitunnel's gob stream, which rides in the Tunnel bytes of MESSAGE_TUNNEL messages.
+
+    Its messages may be split or joined across Tunnel payloads: feed() takes each
+    payload as it comes. encode() gives the payloads Go would send, one per gob
+    message (minitunnel writes each through an io.Pipe, read 32 KiB at a time).
+    """
+
+    def __init__(self, type_ids: TypeIds | None = None, *,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
+        self._encoder = Encoder(type_ids if type_ids is not None else go_type_ids(),
+                                limits=limits)
+        self._decoder = Decoder(GO_TUNNEL_MESSAGE, limits=limits)
+
+    def encode(self, message: TunnelMessage) -> list[bytes]:
+        return [part[start:start + TUNNEL_CHUNK_SIZE]
+                for part in self._encoder.encode_messages(GO_TUNNEL_MESSAGE, message)
+                for start in range(0, len(part), TUNNEL_CHUNK_SIZE)]
+
+    def feed(self, payload: bytes) -> list[TunnelMessage]:
+        self._decoder.feed(payload)
+        return list(self._decoder)
+
+
+class RonCodec:
+    """One ron connection, both directions, for its whole life.
+
+    feed() takes what the peer sent: it skips to RON, then decodes every complete
+    Message buffered (the rest waits for more bytes). encode() gives the bytes of
+    one Message, type descriptors included the first time. Writing MAGIC is the
+    caller's: a client sends it first, a server after it has seen the client's.
+    A GobError (HandshakeError included) ends the connection; complete messages that
+    preceded the bad one in the same chunk are lost with it.
+    """
+
+    def __init__(self, *, max_skipped: int = DEFAULT_MAX_SKIPPED,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
+        type_ids = go_type_ids()
+        self._handshake = HandshakeScanner(max_skipped)
+        self._encoder = Encoder(type_ids, limits=limits)
+        self._decoder = Decoder(GO_MESSAGE, limits=limits)
+        self.tunnel = TunnelCodec(type_ids, limits=limits)
+
+    @property
+    def handshake_done(self) -> bool:
+        return self._handshake.done
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
+        if not self._handshake.done:
+            rest = self._handshake.feed(data)
+            if rest is None:
+                return []
+            data = rest
+        self._decoder.feed(data)
+        return list(self._decoder)
+
+    def encode(self, message: Message) -> bytes:
+        return self._encoder.encode(GO_MESSAGE, message)
+
+    def end_of_stream(self) -> None:
+        """GobError if the peer's stream, ending here, ended before RON or inside a message."""
+        if not self._handshake.done:
+            raise HandshakeError("stream ended before RON")
+        self._decoder.end_of_stream()

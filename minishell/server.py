@@ -1,45 +1,57 @@
 """The control socket: minimega's wire protocol on `<base>/minimega`, so that
 `minishell -pipe/-e/-attach`, minimega's own clients and its Python bindings
-reach a running minishell.
+reach a running minishell. The bytes are minishell.protocol.control's; this
+module moves them.
 
-Each connection is a stream of JSON requests answered one by one (commands go
-through `Session.run_line`, like the prompt's), until a `PlumbPipe` request
-turns it into a pipe attachment for good: one reader and one writer of the
-pipe. minimega's clients then exchange a JSON string per message; minishell's
-client asks for `Raw` and both directions become plain newline-terminated
-bytes, moved in blocks: 256 KiB reads split at the last newline, one
-`Writer.write_lines` per block, one `send_all` per reader wake-up; a raw
-reader waiting for more takes small blocks straight from the writer's task
-(`Reader.send_directly`), which saves a scheduling round per sparse message.
+Each connection is a stream of JSON requests answered one by one through
+`_answer`, the one place where the server asks the session, until a
+`PlumbPipe` request turns the connection into a pipe attachment for good:
+one reader and one writer of the pipe. minimega's clients then exchange a
+JSON string per message; minishell's client asks for `Raw` and both
+directions become plain newline-terminated bytes, moved in blocks: 256 KiB
+reads split at the last newline, one `Writer.write_lines` per block, one
+`send_all` per reader wake-up; a raw reader waiting for more takes small
+blocks straight from the writer's task (`Reader.send_directly`), which saves
+a scheduling round per sparse message.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
-import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final
 
 import trio
 
 from minishell.language import complete
 from minishell.plumber import Chunk, Reader, Writer
 from minishell.plumber.pipe import split_messages
-from minishell.render import json_response, json_string, render
+from minishell.protocol.control import (
+    LINE_MAX,
+    RAW_ACK,
+    JsonFramer,
+    ProtocolError,
+    RawLines,
+    Request,
+    RequestFramer,
+    TooLong,
+    decode_message,
+    encode_reply,
+    encode_suggest_reply,
+    go_json_string,
+    socket_path,
+)
+from minishell.render import json_response, render
 from minishell.response import Response
 from minishell.session import Session
 
+__all__ = ["LINE_MAX", "ControlServer", "ServeError", "socket_path"]
+
 log = logging.getLogger("minishell.server")
 
-SOCKET_NAME = "minimega"  # the name minimega's own clients dial in their base folder
 READ_SIZE = 256 * 1024
-LINE_MAX = 1024 * 1024  # a line (newline excluded) this long or longer is refused
-RAW_ACK = b'{"Raw":true}\n'
 # The JSON encoding of a line under LINE_MAX is at most 6 bytes per byte (\u00XX), plus quotes.
 _JSON_LINE_MAX = 6 * LINE_MAX + 2
 _PROBE_TIMEOUT = 1.0
@@ -50,15 +62,12 @@ class ServeError(Exception):
     """The socket cannot be served; str(error) is the one line to show."""
 
 
-def socket_path(base: str) -> str:
-    return os.path.join(base, SOCKET_NAME)
-
-
 class ControlServer:
     """Serves one Session on a Unix socket from `run` until `close` (or cancellation)."""
 
     def __init__(self, session: Session, path: str) -> None:
         self.session = session
+        self.plumber = session.plumber  # for pipe attachments
         self.path = path
         self._scope = trio.CancelScope()
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket we bound
@@ -173,47 +182,60 @@ class ControlServer:
                     await self._attach(stream, *attachment)
             except trio.BrokenResourceError:
                 log.info("client disconnected without waiting for its answer")
-            except _ProtocolError as error:
+            except ProtocolError as error:
                 log.info("closing a connection: %s", error)
             except Exception:
                 # A bug must not take the daemon, its pipes and its other clients down.
                 log.exception("unexpected error on the control socket")
 
-    async def _converse(self, stream: trio.SocketStream) -> tuple[_Request, bytes] | None:
+    async def _converse(self, stream: trio.SocketStream) -> tuple[Request, bytes] | None:
         """Answer requests until EOF (None), or until one asks for a pipe: that request
         and the bytes that came after it."""
-        requests = _JsonValues(stream)
+        requests = RequestFramer()
         while True:
-            value = requests.next_value()
-            if value is _INCOMPLETE:
-                if not await requests.receive():
+            try:
+                request = requests.next_request()
+            except TooLong as error:
+                log.info("refusing a request of %d bytes or more", error.length)
+                await stream.send_all(await self._answer(Request(refusal=str(error))))
+                return None
+            if request is None:
+                try:
+                    data = await stream.receive_some(READ_SIZE)
+                except trio.BrokenResourceError:
                     return None
+                if not data:
+                    return None
+                requests.feed(data)
                 continue
-            request = _request(value)
             if request.plumb_pipe:
                 return request, requests.rest()
             await stream.send_all(await self._answer(request))
 
-    async def _answer(self, request: _Request) -> bytes:
+    async def _answer(self, request: Request) -> bytes:
+        """A request's reply bytes: the one place where the server asks the session
+        (for `hostname`, `typeable_pipe_names()` and `run_line(line) -> list[Response]`)."""
         session = self.session
-        if (request.command == "") == (request.suggest == ""):
-            return _reply(Response(session.hostname, error=_NEITHER), more=False)
+        if request.refusal or (request.command == "") == (request.suggest == ""):
+            refused = Response(session.hostname, error=request.refusal or _NEITHER)
+            return encode_reply(f"[{json_response(refused)}]", render(refused), more=False)
         if request.suggest:
-            return _suggest_reply(complete(request.suggest, session.typeable_pipe_names()))
+            return encode_suggest_reply(complete(request.suggest, session.typeable_pipe_names()))
         responses = await session.run_line(request.command)
         if not responses:
-            return _reply(None, more=False)
+            return encode_reply(None, "", more=False)
         last = len(responses) - 1
-        return b"".join(_reply(response, more=index != last)
+        return b"".join(encode_reply(f"[{json_response(response)}]", render(response),
+                                     more=index != last)
                         for index, response in enumerate(responses))
 
     # -- a pipe attachment ------------------------------------------------------------------
 
-    async def _attach(self, stream: trio.SocketStream, request: _Request, leftover: bytes) -> None:
+    async def _attach(self, stream: trio.SocketStream, request: Request, leftover: bytes) -> None:
         """One reader and one writer of the pipe until the client's EOF (then drained),
         a refused line, a broken connection, or the end of the pipe."""
         name = request.plumb_pipe
-        plumber = self.session.plumber
+        plumber = self.plumber
         async with plumber.open_reader(name) as reader, trio.open_nursery() as nursery:
             async with plumber.open_writer(name) as writer:
                 # The body of the nursery handles its own errors: anything
@@ -226,221 +248,15 @@ class ControlServer:
                 if request.raw:
                     at_eof = await _take_raw(stream, writer, leftover)
                 else:
-                    at_eof = await _take_json(stream, writer, _JsonValues(stream, leftover))
+                    values = JsonFramer(_JSON_LINE_MAX, "message too long", leftover)
+                    at_eof = await _take_json(stream, writer, values)
             if at_eof:
                 reader.close()  # _deliver sends what is left, then ends the attachment
             else:
                 nursery.cancel_scope.cancel()
 
 
-# -- replies ----------------------------------------------------------------------------------
-
-
-def _reply(response: Response | None, *, more: bool) -> bytes:
-    """miniclient.Response as Go's json.Encoder writes it, newline included."""
-    if response is None:
-        resp, rendered = "null", '""'
-    else:
-        resp, rendered = f"[{json_response(response)}]", json_string(render(response))
-    more_text = "true" if more else "false"
-    return (f'{{"Resp":{resp},"Rendered":{rendered},"More":{more_text},"Status":false}}\n'
-            .encode())
-
-
-def _suggest_reply(candidates: list[str]) -> bytes:
-    if not candidates:  # `json:",omitempty"`
-        return b'{"Resp":null,"Rendered":"","More":false,"Status":false}\n'
-    suggest = ",".join(json_string(candidate) for candidate in candidates)
-    return (f'{{"Resp":null,"Rendered":"","More":false,"Status":false,"Suggest":[{suggest}]}}\n'
-            .encode())
-
-
-# -- requests ---------------------------------------------------------------------------------
-
-
-class _ProtocolError(Exception):
-    """The client broke the protocol; the connection is closed, as minimega does."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    command: str = ""
-    suggest: str = ""
-    plumb_pipe: str = ""
-    raw: bool = False
-
-
-# Go's decoder matches keys to field names case-insensitively.
-_FIELDS: Final = {"command": "command", "suggest": "suggest", "plumbpipe": "plumb_pipe",
-                  "raw": "raw"}
-
-
-def _request(value: object) -> _Request:
-    """A decoded JSON value as Go decodes it into miniclient.Request (plus `Raw`)."""
-    if value is None:  # null leaves every field empty
-        return _Request()
-    if not isinstance(value, dict):
-        raise _ProtocolError(f"a request must be a JSON object, not {type(value).__name__}")
-    fields: dict[str, str | bool] = {}
-    for key, item in value.items():
-        field = _FIELDS.get(key.lower())
-        if field is None or item is None:
-            continue
-        if not isinstance(item, bool if field == "raw" else str):
-            raise _ProtocolError(f"bad type for request field {key}")
-        fields[field] = item
-    return _Request(**fields)  # type: ignore[arg-type]
-
-
-class _Incomplete:
-    """The buffer does not hold a whole JSON value yet."""
-
-
-_INCOMPLETE: Final = _Incomplete()
-
-_SPACE = re.compile(rb"[ \t\r\n]*")
-_STRUCTURE = re.compile(rb'["{}\[\]]')
-_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # after the opening quote
-_SCALAR = re.compile(rb'[^ \t\r\n,:{}\[\]"]*')
-
-
-def _value_end(buffer: bytearray, start: int) -> int | None:
-    """Where the JSON value at `start` (not whitespace) ends; None if it is not all there.
-
-    Only the value's extent is found here; json.loads then checks it.
-    """
-    first = buffer[start]
-    if first == ord('"'):
-        string = _STRING_REST.match(buffer, start + 1)
-        return string.end() if string else None
-    if first in b"{[":
-        depth = 0
-        position = start
-        while (found := _STRUCTURE.search(buffer, position)) is not None:
-            char = buffer[found.start()]
-            if char == ord('"'):
-                string = _STRING_REST.match(buffer, found.end())
-                if string is None:
-                    return None
-                position = string.end()
-                continue
-            depth += 1 if char in b"{[" else -1
-            position = found.end()
-            if depth == 0:
-                return position
-        return None
-    end = _SCALAR.match(buffer, start).end()  # type: ignore[union-attr]
-    if end == start:
-        raise _ProtocolError(f"invalid character {chr(first)!r} in the request stream")
-    return end if end < len(buffer) else None  # a number goes on until a delimiter
-
-
-class _JsonValues:
-    """The JSON values a connection sends, each decoded as soon as it is whole.
-
-    Go's json.Encoder ends each value with a newline, but Go's decoder needs
-    none (minimega's Python bindings send none), so values are framed by
-    their own syntax.
-    """
-
-    __slots__ = ("_buffer", "_start", "_stream")
-
-    def __init__(self, stream: trio.SocketStream, buffer: bytes = b"") -> None:
-        self._stream = stream
-        self._buffer = bytearray(buffer)
-        self._start = 0
-
-    async def receive(self) -> bool:
-        """Read more; False at EOF (or when the connection broke)."""
-        try:
-            data = await self._stream.receive_some(READ_SIZE)
-        except trio.BrokenResourceError:
-            return False
-        if not data:
-            return False
-        del self._buffer[:self._start]
-        self._start = 0
-        self._buffer += data
-        return True
-
-    def pending(self) -> int:
-        """How many bytes wait for the rest of their value."""
-        return len(self._buffer) - self._start
-
-    def next_value(self) -> object:
-        """The next whole value, or _INCOMPLETE."""
-        buffer = self._buffer
-        start = _SPACE.match(buffer, self._start).end()  # type: ignore[union-attr]
-        self._start = start
-        if start == len(buffer):
-            return _INCOMPLETE
-        end = _value_end(buffer, start)
-        if end is None:
-            return _INCOMPLETE
-        # Go replaces invalid UTF-8 with U+FFFD when it decodes.
-        text = buffer[start:end].decode("utf-8", "replace")
-        self._start = end
-        try:
-            return json.loads(text)
-        except (ValueError, RecursionError) as error:
-            raise _ProtocolError(f"invalid JSON: {error}") from None
-
-    def rest(self) -> bytes:
-        """What follows the last value taken: the start of a raw pipe stream."""
-        return bytes(self._buffer[self._start:])
-
-
 # -- the pipe data path -----------------------------------------------------------------------
-
-
-class _LineTooLong(Exception):
-    def __init__(self, length: int) -> None:
-        super().__init__(length)
-        self.length = length
-
-
-class _RawLines:
-    """Splits a raw byte stream into blocks of complete lines, checking their length.
-
-    It is fed reads of at most READ_SIZE bytes, less than LINE_MAX: a line can
-    only reach LINE_MAX by spanning reads, so only the line carried over from
-    earlier reads is measured, never the lines inside one read.
-    """
-
-    __slots__ = ("_partial", "_skip_newline")
-
-    def __init__(self) -> None:
-        self._partial = b""
-        # The newline that ends the `PlumbPipe` request, which may come later.
-        self._skip_newline = True
-
-    def feed(self, data: bytes) -> bytes:
-        """The complete lines that `data` finishes (b"" if none); raises _LineTooLong."""
-        if self._skip_newline:
-            self._skip_newline = False
-            if data.startswith(b"\n"):
-                data = data[1:]
-        last = data.rfind(b"\n")
-        partial = self._partial
-        if last < 0:
-            partial += data
-            if len(partial) >= LINE_MAX:
-                raise _LineTooLong(len(partial))
-            self._partial = partial
-            return b""
-        if partial:
-            first = len(partial) + data.find(b"\n")
-            if first >= LINE_MAX:
-                raise _LineTooLong(first)
-            block = b"".join((partial, memoryview(data)[:last + 1]))  # one copy, not two
-        else:
-            block = data if last == len(data) - 1 else data[:last + 1]
-        self._partial = data[last + 1:]
-        return block
-
-    def final(self) -> bytes:
-        """At EOF: an unterminated last line, completed."""
-        return self._partial + b"\n" if self._partial else b""
 
 
 async def _send_ack(stream: trio.SocketStream) -> bool:
@@ -453,7 +269,7 @@ async def _send_ack(stream: trio.SocketStream) -> bool:
 
 async def _take_raw(stream: trio.SocketStream, writer: Writer, leftover: bytes) -> bool:
     """Client bytes -> pipe; True at the client's EOF, False if the attachment must go."""
-    lines = _RawLines()
+    lines = RawLines("line too long", skip_newline=True)
     fd = stream.socket.fileno()
     data = leftover  # sent right behind the request
     try:
@@ -465,7 +281,7 @@ async def _take_raw(stream: trio.SocketStream, writer: Writer, leftover: bytes) 
             data = await _read(fd)
             if not data:
                 break
-    except _LineTooLong as error:
+    except TooLong as error:
         _refused(writer, error.length)
         return False
     except ConnectionError:  # reset by a client that died with data unread
@@ -488,40 +304,33 @@ async def _read(fd: int) -> bytes:
             await trio.lowlevel.wait_readable(fd)
 
 
-def _message(value: object) -> bytes | None:
-    """A JSON-strings pipe message as bytes; None when there is nothing to write."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise _ProtocolError("a pipe attachment sends JSON strings")
-    try:
-        return value.encode()
-    except UnicodeEncodeError:  # a lone surrogate escape, which Go decodes as U+FFFD
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
-
-
-async def _take_json(stream: trio.SocketStream, writer: Writer, values: _JsonValues) -> bool:
+async def _take_json(stream: trio.SocketStream, writer: Writer, values: JsonFramer) -> bool:
     """minimega's clients: each JSON string one message. Runs of one-line messages
     go to the pipe as one block."""
     try:
         while True:
             if not await _write_json_strings(writer, values):
                 return False
-            if values.pending() > _JSON_LINE_MAX:
-                _refused(writer, values.pending())
-                return False
-            if not await values.receive():
+            try:
+                data = await stream.receive_some(READ_SIZE)
+            except trio.BrokenResourceError:
                 return True
-    except _ProtocolError as error:
+            if not data:
+                return True
+            values.feed(data)
+    except TooLong as error:
+        _refused(writer, error.length)
+        return False
+    except ProtocolError as error:
         log.info("pipe %s: closing an attachment: %s", writer.pipe_name, error)
         return False
 
 
-async def _write_json_strings(writer: Writer, values: _JsonValues) -> bool:
+async def _write_json_strings(writer: Writer, values: JsonFramer) -> bool:
     """Write the whole strings received so far; False if one was refused."""
     block = bytearray()
-    while (value := values.next_value()) is not _INCOMPLETE:
-        message = _message(value)
+    while (value := values.next_value()) is not None:
+        message = decode_message(value)
         if message is None:
             continue
         newline = message.find(b"\n")
@@ -551,7 +360,7 @@ def _refused(writer: Writer, length: int) -> None:
 def _json_messages(chunk: Chunk) -> bytes:
     """A chunk as minimega sends it to its clients: each message a JSON string."""
     messages = [chunk.data] if chunk.one_message else split_messages(chunk.data)
-    return "".join(json_string(message.decode("utf-8", "surrogateescape")) + "\n"
+    return "".join(go_json_string(message.decode("utf-8", "surrogateescape")) + "\n"
                    for message in messages).encode()
 
 

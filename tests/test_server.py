@@ -36,6 +36,8 @@ TIMEOUT = 10
 RAW_ACK = b'{"Raw":true}\n'
 EMPTY_OK = (b'{"Resp":[{"Host":"vm","Response":"","Header":null,"Tabular":null,"Error":"",'
             b'"Data":null}],"Rendered":"","More":false,"Status":false}\n')
+ERROR_REPLY = (b'{"Resp":[{"Host":"vm","Response":"","Header":null,"Tabular":null,"Error":"%s",'
+               b'"Data":null}],"Rendered":"","More":false,"Status":false}\n')
 
 MINISHELL = [sys.executable, "-c", "import sys; from minishell.cli import main; sys.exit(main())"]
 DAEMON = [*MINISHELL, "-nostdin"]
@@ -169,14 +171,18 @@ def new_session(nursery: trio.Nursery, base: Path) -> Session:
 
 @pytest.fixture
 async def server(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[ControlServer]:
-    base = tmp_path / "base"
-    session = new_session(nursery, base)
-    await session.run_line(".annotate false")
-    served = ControlServer(session, socket_path(str(base)))
-    await nursery.start(served.run)
+    served = await serve(nursery, tmp_path / "base")
     yield served
     served.close()
-    await session.plumber.aclose()
+    await served.session.plumber.aclose()
+
+
+async def serve(nursery: trio.Nursery, base: Path, **options: float) -> ControlServer:
+    session = new_session(nursery, base)
+    await session.run_line(".annotate false")
+    served = ControlServer(session, socket_path(str(base)), **options)
+    await nursery.start(served.run)
+    return served
 
 
 async def listing(server: ControlServer) -> list[list[str]]:
@@ -440,6 +446,59 @@ async def test_a_broken_request_closes_only_its_connection(server: ControlServer
         assert await other.ask(command("pipe x y")) == EMPTY_OK
     assert (await listing(server))[0][2:5] == ["0", "0", "1"]
     await other.aclose()
+
+
+@pytest.mark.parametrize(("opening", "filler", "size"), [
+    (b"", b"[", 12 << 20), (b'{"Command":"pipe foo ', b"x", 40 << 20)])
+async def test_a_request_over_1_mib_gets_one_error_and_the_others_go_on(
+        server: ControlServer, opening: bytes, filler: bytes, size: int) -> None:
+    """A request that never ends (12 MiB of `[`, a 40 MiB string) is refused with
+    one error once past 1 MiB, and its connection closed; meanwhile every other
+    client's commands are answered at once."""
+    got: dict[str, bytes] = {}
+    with trio.fail_after(TIMEOUT):
+        other = await connect(server.path)
+        flood = await connect(server.path)
+        refused = trio.Event()
+
+        async def send_flood() -> None:
+            piece = filler * (65536 // len(filler))
+            with contextlib.suppress(trio.BrokenResourceError):
+                await flood.stream.send_all(opening)
+                for _ in range(size // len(piece)):
+                    await flood.stream.send_all(piece)
+
+        async def read_flood() -> None:
+            got["reply"] = await flood.line()
+            got["rest"] = await flood.rest()
+            refused.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_flood)
+            nursery.start_soon(read_flood)
+            while not refused.is_set():
+                with trio.fail_after(1):
+                    assert await other.ask(command("pipe x y")) == EMPTY_OK
+    assert got == {"reply": ERROR_REPLY % b"request longer than 1 MiB", "rest": b""}
+    await other.aclose()
+    await flood.aclose()
+
+
+async def test_lone_surrogates_read_as_u_fffd(server: ControlServer) -> None:
+    """Go reads a lone surrogate escape as U+FFFD; kept as such, it broke every listing."""
+    client = await connect(server.path)
+    with trio.fail_after(TIMEOUT):
+        assert await client.ask(b'{"Command":"pipe \\ud800 x"}') == EMPTY_OK
+        assert await client.ask(b'{"Command":"pipe foo \\udfff\\ud83d\\ude00"}') == EMPTY_OK
+        reply = json.loads(await client.ask(command(".columns name,previous pipe")))
+        assert reply["Resp"][0]["Tabular"] == [
+            ["minimega//foo", "\ufffd\U0001f600"], ["minimega//\ufffd", "x"]]
+        strings = await connect(server.path)
+        await strings.stream.send_all(b'{"PlumbPipe":"minimega//foo"}"\\udc80 js\\n"')
+        assert await strings.line() == '"\ufffd js\\n"\n'.encode()
+    assert [row[-1] for row in await listing(server)] == ["\ufffd js", "x"]
+    await client.aclose()
+    await strings.aclose()
 
 
 async def test_minimegas_python_bindings(server: ControlServer) -> None:

@@ -3,16 +3,20 @@
 reach a running minishell. The bytes are minishell.protocol.control's; this
 module moves them.
 
-Each connection is a stream of JSON requests answered one by one through
-`_answer`, the one place where the server asks the session, until a
-`PlumbPipe` request turns the connection into a pipe attachment for good:
-one reader and one writer of the pipe. minimega's clients then exchange a
-JSON string per message; minishell's client asks for `Raw` and both
-directions become plain newline-terminated bytes, moved in blocks: 256 KiB
-reads split at the last newline, one `Writer.write_lines` per block, one
-`send_all` per reader wake-up; a raw reader waiting for more takes small
-blocks straight from the writer's task (`Reader.send_directly`), which saves
-a scheduling round per sparse message.
+A command connection is two tasks: one reads and frames requests ahead of the
+one being answered (a bounded number of them), and notices the client going
+away; the other answers them in order, through `_answer`, the one place
+where the server asks the session. A client that goes away cancels its
+command, as Ctrl-C at the prompt does; one that does not take its replies
+for `reply_patience` seconds is disconnected. A `PlumbPipe` request turns
+the connection into a pipe attachment for good: one reader and one writer
+of the pipe. minimega's clients then exchange a JSON string per message;
+minishell's client asks for `Raw` and both directions become plain
+newline-terminated bytes, moved in blocks: 256 KiB reads split at the last
+newline, one `Writer.write_lines` per block, one `send_all` per reader
+wake-up; a raw reader waiting for more takes small blocks straight from the
+writer's task (`Reader.send_directly`), which saves a scheduling round per
+sparse message.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import select
 import stat
+from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 import trio
 
@@ -56,6 +63,15 @@ READ_SIZE = 256 * 1024
 _JSON_LINE_MAX = 6 * LINE_MAX + 2
 _PROBE_TIMEOUT = 1.0
 _NEITHER = "must specify either command or suggest"
+# How long a reply may wait for its client to read, by default.
+REPLY_PATIENCE = 10.0
+# Requests read ahead of the one being answered, at most (either bound).
+_AHEAD_REQUESTS = 1024
+_AHEAD_BYTES = LINE_MAX
+# Reply bytes held back while more requests wait, before the client must take them.
+_OUTBOX_MAX = 64 * 1024
+# A client that has half-closed may still vanish; looked for this often while it waits.
+_HANGUP_POLL = 0.5
 
 
 class ServeError(Exception):
@@ -65,10 +81,12 @@ class ServeError(Exception):
 class ControlServer:
     """Serves one Session on a Unix socket from `run` until `close` (or cancellation)."""
 
-    def __init__(self, session: Session, path: str) -> None:
+    def __init__(self, session: Session, path: str, *,
+                 reply_patience: float = REPLY_PATIENCE) -> None:
         self.session = session
         self.plumber = session.plumber  # for pipe attachments
         self.path = path
+        self.reply_patience = reply_patience
         self._scope = trio.CancelScope()
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket we bound
 
@@ -181,36 +199,50 @@ class ControlServer:
                 if attachment is not None:
                     await self._attach(stream, *attachment)
             except trio.BrokenResourceError:
-                log.info("client disconnected without waiting for its answer")
-            except ProtocolError as error:
-                log.info("closing a connection: %s", error)
+                log.info("a client went away without waiting for its answer")
             except Exception:
                 # A bug must not take the daemon, its pipes and its other clients down.
                 log.exception("unexpected error on the control socket")
 
     async def _converse(self, stream: trio.SocketStream) -> tuple[Request, bytes] | None:
-        """Answer requests until EOF (None), or until one asks for a pipe: that request
-        and the bytes that came after it."""
-        requests = RequestFramer()
-        while True:
+        """Answer requests until the client leaves (None), or until one asks for a
+        pipe: that request and the bytes that came after it."""
+        requests = _Requests(stream)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(requests.receive)
             try:
-                request = requests.next_request()
-            except TooLong as error:
-                log.info("refusing a request of %d bytes or more", error.length)
-                await stream.send_all(await self._answer(Request(refusal=str(error))))
-                return None
-            if request is None:
-                try:
-                    data = await stream.receive_some(READ_SIZE)
-                except trio.BrokenResourceError:
+                return await self._answer_in_turn(requests, _Replies(stream, self.reply_patience))
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _answer_in_turn(self, requests: _Requests,
+                              replies: _Replies) -> tuple[Request, bytes] | None:
+        try:
+            while True:
+                request = requests.take()
+                if request is None:
+                    await replies.flush()
+                    request = await requests.wait()
+                if request is _END:
+                    await replies.flush()
                     return None
-                if not data:
+                if request.plumb_pipe:
+                    await replies.flush()
+                    return request, requests.rest()
+                with requests.command() as command:
+                    reply = await self._answer(request)
+                if command.cancelled_caught:
+                    log.info("a client went away: its command was cancelled")
                     return None
-                requests.feed(data)
-                continue
-            if request.plumb_pipe:
-                return request, requests.rest()
-            await stream.send_all(await self._answer(request))
+                await replies.send(reply)
+                if request.refusal:
+                    await replies.flush()
+                    return None
+        except (trio.BrokenResourceError, ConnectionError):
+            log.info("a client went away before its replies were sent")
+        except _Stalled:
+            log.info("a client took no reply for %s s: disconnected", self.reply_patience)
+        return None
 
     async def _answer(self, request: Request) -> bytes:
         """A request's reply bytes: the one place where the server asks the session
@@ -254,6 +286,157 @@ class ControlServer:
                 reader.close()  # _deliver sends what is left, then ends the attachment
             else:
                 nursery.cancel_scope.cancel()
+
+
+# -- a command connection's two halves ------------------------------------------------------
+
+
+# Not a request: no more requests come on this connection (compared by identity).
+_END: Final = Request()
+
+
+class _Requests:
+    """A command connection's requests, read and framed ahead of the one being answered
+    (at most _AHEAD_REQUESTS or _AHEAD_BYTES of them), and its client's departure."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self._framer = RequestFramer()
+        self._queue: deque[tuple[Request, int]] = deque()
+        self._queued_bytes = 0
+        self._arrival = trio.lowlevel.ParkingLot()
+        self._room = trio.lowlevel.ParkingLot()
+        self._command: trio.CancelScope | None = None  # the one running, if any
+        self._gone = False
+
+    def take(self) -> Request | None:
+        """The next request, or None if none has come yet."""
+        if not self._queue:
+            return None
+        request, size = self._queue.popleft()
+        self._queued_bytes -= size
+        self._room.unpark_all()
+        return request
+
+    async def wait(self) -> Request:
+        while not self._queue:
+            await self._arrival.park()
+        request = self.take()
+        assert request is not None
+        return request
+
+    def command(self) -> trio.CancelScope:
+        """The scope to run a request's command in: the client's departure cancels it."""
+        scope = trio.CancelScope()
+        if self._gone:
+            scope.cancel()
+        self._command = scope
+        return scope
+
+    def rest(self) -> bytes:
+        return self._framer.rest()
+
+    def _push(self, request: Request, size: int = 0) -> None:
+        self._queue.append((request, size))
+        self._queued_bytes += size
+        self._arrival.unpark_all()
+
+    async def receive(self) -> None:
+        """Read, frame and queue requests until a PlumbPipe request (whose bytes
+        after it are the attachment's), the end, or the client's departure."""
+        framer = self._framer
+        try:
+            while True:
+                before = framer.scanned
+                request = framer.next_request()
+                if request is None:
+                    data = await self._stream.receive_some(READ_SIZE)
+                    if not data:
+                        break
+                    framer.feed(data)
+                    continue
+                self._push(request, framer.scanned - before)
+                if request.plumb_pipe:
+                    return
+                while len(self._queue) >= _AHEAD_REQUESTS or self._queued_bytes >= _AHEAD_BYTES:
+                    await self._room.park()
+        except TooLong as error:
+            log.info("refusing a request of %d bytes or more", error.length)
+            self._push(Request(refusal=str(error)))
+            return
+        except ProtocolError as error:
+            log.info("closing a connection: %s", error)
+            self._push(_END)
+            return
+        except trio.BrokenResourceError:
+            self._went_away()
+            return
+        await self._at_eof()
+
+    async def _at_eof(self) -> None:
+        """The client sent its last request. It may still wait for the replies
+        (shut down its writing only), or have gone (closed the socket)."""
+        self._push(_END)
+        fd = self._stream.socket.fileno()
+        while True:
+            if _hung_up(fd):
+                self._went_away()
+                return
+            await trio.sleep(_HANGUP_POLL)
+
+    def _went_away(self) -> None:
+        """Nobody will read the replies: drop what is queued, cancel what runs."""
+        self._gone = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._push(_END)
+        if self._command is not None:
+            self._command.cancel()
+
+
+class _Stalled(Exception):
+    """A client did not take a reply within the patience."""
+
+
+class _Replies:
+    """A command connection's replies, sent at once as far as the socket takes them;
+    the rest is sent before the next wait for a request, or when over _OUTBOX_MAX,
+    waiting at most `patience` seconds."""
+
+    def __init__(self, stream: trio.SocketStream, patience: float) -> None:
+        self._stream = stream
+        self._fd = stream.socket.fileno()
+        self._patience = patience
+        self._pending = bytearray()
+
+    async def send(self, reply: bytes) -> None:
+        if not self._pending:
+            try:
+                sent = os.write(self._fd, reply)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(reply):
+                return
+            reply = reply[sent:]
+        self._pending += reply
+        if len(self._pending) > _OUTBOX_MAX:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        with trio.move_on_after(self._patience) as waited:
+            await self._stream.send_all(self._pending)
+        if waited.cancelled_caught:
+            raise _Stalled
+        self._pending.clear()
+
+
+def _hung_up(fd: int) -> bool:
+    """Whether the peer has closed its socket (not merely shut down its writing)."""
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    return any(events & (select.POLLHUP | select.POLLERR) for _, events in poll.poll(0))
 
 
 # -- the pipe data path -----------------------------------------------------------------------

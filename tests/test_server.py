@@ -12,6 +12,7 @@ import io
 import json
 import os
 import random
+import select
 import shutil
 import signal
 import socket
@@ -19,13 +20,14 @@ import stat
 import subprocess
 import sys
 import sysconfig
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import minimega
 import pexpect
 import pytest
 import trio
+from test_cli import processes_with
 
 from minishell import kit
 from minishell.plumber import Plumber
@@ -158,6 +160,26 @@ async def keep_writing(writer: Client, data: bytes) -> None:
 
 def numbered(prefix: bytes, count: int) -> list[bytes]:
     return [b"%s %06d\n" % (prefix, index) for index in range(count)]
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    """Until `condition()` holds; the caller's fail_after bounds the wait."""
+    while True:
+        if condition():
+            return
+        await trio.sleep(0.01)
+
+
+def hung_up(client: Client) -> bool:
+    """Whether the server has closed the client's connection (read or not)."""
+    poll = select.poll()
+    poll.register(client.stream.socket.fileno(), select.POLLIN)
+    return any(events & select.POLLHUP for _, events in poll.poll(0))
+
+
+def unique_seconds() -> str:
+    """A sleep no other process has: its command line tells its process apart."""
+    return f"1007.{os.getpid()}{random.randrange(10**6):06d}"
 
 
 # -- fixtures ---------------------------------------------------------------------------------
@@ -499,6 +521,51 @@ async def test_lone_surrogates_read_as_u_fffd(server: ControlServer) -> None:
     assert [row[-1] for row in await listing(server)] == ["\ufffd js", "x"]
     await client.aclose()
     await strings.aclose()
+
+
+async def test_a_client_that_goes_away_cancels_its_command(server: ControlServer) -> None:
+    """As Ctrl-C at the prompt: its program is stopped, and the next command runs at once."""
+    seconds = unique_seconds()
+    with trio.fail_after(TIMEOUT):
+        leaving = await connect(server.path)
+        await leaving.stream.send_all(command(f"shell sleep {seconds}"))
+        await wait_until(lambda: bool(processes_with(f"/sleep\0{seconds}")))
+        await leaving.aclose()
+        other = await connect(server.path)
+        with trio.fail_after(2):
+            assert await other.ask(command("pipe x y")) == EMPTY_OK
+        await wait_until(lambda: not processes_with(f"/sleep\0{seconds}"))
+    await other.aclose()
+
+
+async def test_a_client_that_only_stops_writing_still_gets_every_reply(
+        server: ControlServer) -> None:
+    """A half-close (`socat`, `nc -N`) is no departure: the client still reads."""
+    client = await connect(server.path)
+    with trio.fail_after(TIMEOUT):
+        await client.stream.send_all(command("shell echo done") + command("echo two"))
+        await client.stream.send_eof()
+        replies = [json.loads(await client.line()) for _ in range(2)]
+        assert await client.rest() == b""
+    assert [reply["Resp"][0]["Response"] for reply in replies] == ["done\n", "two"]
+    await client.aclose()
+
+
+async def test_a_client_that_takes_no_reply_is_disconnected_after_the_patience(
+        nursery: trio.Nursery, tmp_path: Path) -> None:
+    served = await serve(nursery, tmp_path / "base", reply_patience=0.2)
+    with trio.fail_after(TIMEOUT):
+        stalled = await connect(served.path)
+        # A reply larger than what the socket buffers hold, never read.
+        await stalled.stream.send_all(command("echo " + "x" * 600_000))
+        other = await connect(served.path)
+        assert await other.ask(command("pipe x y")) == EMPTY_OK
+        await wait_until(lambda: hung_up(stalled))
+        assert await other.ask(command("pipe x y")) == EMPTY_OK
+    for client in (stalled, other):
+        await client.aclose()
+    served.close()
+    await served.session.plumber.aclose()
 
 
 async def test_minimegas_python_bindings(server: ControlServer) -> None:

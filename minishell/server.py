@@ -451,7 +451,12 @@ async def _send_ack(stream: trio.SocketStream) -> bool:
 
 
 async def _take_raw(stream: trio.SocketStream, writer: Writer, leftover: bytes) -> bool:
-    """Client bytes -> pipe; True at the client's EOF, False if the attachment must go."""
+    """Client bytes -> pipe; True at the client's EOF, False if the attachment must go.
+
+    An unterminated last line is written only at a clean end: the client shut
+    down its writing and is still there for its echo. A client that died
+    mid-line (closed, reset) leaves its fragment unwritten.
+    """
     lines = RawLines("line too long", skip_newline=True)
     fd = stream.socket.fileno()
     data = leftover  # sent right behind the request
@@ -468,6 +473,8 @@ async def _take_raw(stream: trio.SocketStream, writer: Writer, leftover: bytes) 
         _refused(writer, error.length)
         return False
     except ConnectionError:  # reset by a client that died with data unread
+        return False
+    if _hung_up(fd):
         return False
     await writer.write_lines(lines.final())
     return True

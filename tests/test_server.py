@@ -846,6 +846,53 @@ async def test_a_line_of_1_mib_is_refused_and_the_attachment_closed(
         await client.aclose()
 
 
+async def test_a_writer_that_dies_mid_line_delivers_no_fragment(server: ControlServer) -> None:
+    """Only a clean end of input (a half-close) completes a last line without a newline."""
+    dying_writer = [sys.executable, "-c", """if True:
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(sys.argv[1])
+        s.sendall(b'{"PlumbPipe":"minimega//foo","Raw":true}\\n')
+        echo = b'{"Raw":true}\\nwhole\\n'
+        got = b''
+        s.sendall(b'whole\\n')
+        while got != echo:  # nothing left unread: its death is an EOF, not a reset
+            got += s.recv(100)
+        s.sendall(b'fragment')
+        print('sent', flush=True)
+        sys.stdin.read()
+    """, server.path]
+    with trio.fail_after(TIMEOUT):
+        reader = await attach(server.path)
+        process = await trio.lowlevel.open_process(dying_writer, stdin=subprocess.PIPE,
+                                                   stdout=subprocess.PIPE)
+        try:
+            assert process.stdout is not None
+            said = b""
+            while not said.endswith(b"\n"):
+                said += await process.stdout.receive_some()
+            assert said == b"sent\n"
+            assert await reader.line() == b"whole\n"
+            process.kill()
+            await process.wait()
+        finally:
+            process.kill()
+            await process.wait()
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    await stream.aclose()
+        while True:  # until the writer is detached
+            if (await listing(server))[0][2:4] == ["1", "1"]:
+                break
+            await trio.sleep(0.01)
+        writer = await attach(server.path)
+        await writer.stream.send_all(b"after\n")
+        assert await reader.line() == b"after\n"
+    assert (await listing(server))[0][4:] == ["2", "", "after"]
+    await reader.aclose()
+    await writer.aclose()
+
+
 # -- minimega's JSON-strings attachments ----------------------------------------------------------
 
 

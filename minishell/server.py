@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import resource
 import select
 import stat
 from collections import deque
@@ -65,6 +66,8 @@ _PROBE_TIMEOUT = 1.0
 _NEITHER = "must specify either command or suggest"
 # How long a reply may wait for its client to read, by default.
 REPLY_PATIENCE = 10.0
+# How often accept() is tried again while the process is out of file descriptors.
+ACCEPT_RETRY = 0.1
 # Requests read ahead of the one being answered, at most (either bound).
 _AHEAD_REQUESTS = 1024
 _AHEAD_BYTES = LINE_MAX
@@ -72,6 +75,7 @@ _AHEAD_BYTES = LINE_MAX
 _OUTBOX_MAX = 64 * 1024
 # A client that has half-closed may still vanish; looked for this often while it waits.
 _HANGUP_POLL = 0.5
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 
 class ServeError(Exception):
@@ -81,12 +85,13 @@ class ServeError(Exception):
 class ControlServer:
     """Serves one Session on a Unix socket from `run` until `close` (or cancellation)."""
 
-    def __init__(self, session: Session, path: str, *,
-                 reply_patience: float = REPLY_PATIENCE) -> None:
+    def __init__(self, session: Session, path: str, *, reply_patience: float = REPLY_PATIENCE,
+                 accept_retry: float = ACCEPT_RETRY) -> None:
         self.session = session
         self.plumber = session.plumber  # for pipe attachments
         self.path = path
         self.reply_patience = reply_patience
+        self.accept_retry = accept_retry
         self._scope = trio.CancelScope()
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket we bound
 
@@ -103,7 +108,7 @@ class ControlServer:
                 sock = await self._listen(force)
                 with sock:
                     task_status.started()
-                    await trio.serve_listeners(self._handle, [trio.SocketListener(sock)])
+                    await self._serve(trio.SocketListener(sock))
         finally:
             self._unlink()
 
@@ -189,6 +194,32 @@ class ControlServer:
         except OSError as error:
             log.error("cannot remove %s: %s", self.path, _reason(error))
         self._identity = None
+
+    async def _serve(self, listener: trio.SocketListener) -> None:
+        """Accept connections, each a task of this nursery.
+
+        Out of file descriptors (or memory), accept() fails until a connection
+        closes: one warning when that starts, one when it ends, however long it
+        lasts (trio's serve_listeners logs a traceback every 0.1 s).
+        """
+        async with trio.open_nursery() as connections:
+            short = False
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as error:
+                    if error.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    if not short:
+                        log.warning("cannot accept connections: %s; clients wait until "
+                                    "some close", _capacity(error))
+                        short = True
+                    await trio.sleep(self.accept_retry)
+                    continue
+                if short:
+                    log.warning("accepting connections again")
+                    short = False
+                connections.start_soon(self._handle, stream)
 
     # -- one connection ---------------------------------------------------------------------
 
@@ -576,6 +607,15 @@ async def _deliver(stream: trio.SocketStream, reader: Reader, raw: bool,
     except trio.BrokenResourceError:
         log.info("pipe %s: a client went away", reader.pipe_name)
     attachment.cancel()
+
+
+def _capacity(error: OSError) -> str:
+    """Why accept() failed, with the limit to raise if it is ours."""
+    reason = _reason(error)
+    if error.errno == errno.EMFILE:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        reason += f" (the limit is {soft}: ulimit -n)"
+    return reason
 
 
 def _reason(error: OSError) -> str:

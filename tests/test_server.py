@@ -12,6 +12,7 @@ import io
 import json
 import os
 import random
+import resource
 import select
 import shutil
 import signal
@@ -950,3 +951,50 @@ async def test_shutdown_mid_stream_ends_everything_and_leaves_no_fd(
             await client.aclose()
     await session.plumber.aclose()
     assert open_fds() == fds
+
+
+async def test_running_out_of_file_descriptors_is_one_warning_not_a_flood(
+        tmp_path: Path) -> None:
+    """With 80 idle clients and `ulimit -n 64`, accept() fails until some close:
+    one line when it starts, one when it ends (trio logs a traceback every 0.1 s)."""
+    base = tmp_path / "base"
+    path = socket_path(str(base))
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    stderr = bytearray()
+    with trio.fail_after(TIMEOUT):
+        daemon = await trio.lowlevel.open_process(
+            [*DAEMON, "-base", str(base), "-hostname", "vm"], stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, preexec_fn=low_limit)
+        assert daemon.stderr is not None
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def read_stderr() -> None:
+                    assert daemon.stderr is not None
+                    while chunk := await daemon.stderr.receive_some():
+                        stderr.extend(chunk)
+
+                nursery.start_soon(read_stderr)
+                await wait_served(path)
+                idle = [await trio.open_unix_socket(path) for _ in range(80)]
+                await wait_until(lambda: b"cannot accept" in stderr)
+                await trio.sleep(0.5)  # a shortage that lasts: five retries at least
+                for stream in idle:
+                    await stream.aclose()
+                client = await connect(path)
+                assert await client.ask(command("pipe x y")) == EMPTY_OK
+                await wait_until(lambda: b"accepting connections again" in stderr)
+                await client.aclose()
+                daemon.send_signal(signal.SIGTERM)
+                assert await daemon.wait() == 0
+        finally:
+            daemon.kill()
+            await daemon.wait()
+            await daemon.stderr.aclose()
+    assert [line.split(" ", 2)[2] for line in stderr.decode().splitlines()] == [
+        "WARNING minishell.server: cannot accept connections: too many open files (the limit "
+        "is 64: ulimit -n); clients wait until some close",
+        "WARNING minishell.server: accepting connections again"]

@@ -12,6 +12,7 @@ import os
 import sys
 
 from minishell import __version__
+from minishell.protocol.control import DEFAULT_BASE
 
 # typing imports re: mypy honours a TYPE_CHECKING of our own.
 TYPE_CHECKING = False
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import NoReturn
 
-DEFAULT_BASE = "/tmp/minishell"
 LEVEL_NAMES = ("debug", "error", "fatal", "info", "warn")  # minimega's -level values
 
 

@@ -89,8 +89,8 @@ class UnexpectedReply(ProtocolError):
 
 
 def socket_path(base: str) -> str:
-    """os.path.join(base, SOCKET_NAME), without importing posixpath's users."""
-    return f"{base}{SOCKET_NAME}" if base.endswith("/") else f"{base}/{SOCKET_NAME}"
+    """os.path.join(base, SOCKET_NAME)."""
+    return f"{base}{SOCKET_NAME}" if not base or base.endswith("/") else f"{base}/{SOCKET_NAME}"
 
 
 # -- requests: the clients' side -------------------------------------------------------

@@ -52,12 +52,21 @@ def full_pipe_name(name: str) -> str:
     return name if "//" in name else f"{DEFAULT_NAMESPACE}//{name}"
 
 
+# Inside double quotes minicli's lexer knows only \n \t \r \\ \" \' \#, and
+# takes any other character as it stands.
+_LEXER_ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\t"): "\\t",
+                  ord("\r"): "\\r"}
+
+
 def quote_join(words: "Sequence[str]") -> str:
-    """minimega's quoteJoin: words holding Go whitespace are strconv.Quote'd."""
-    from minishell.gostr import GO_SPACE, quote
+    """minimega's quoteJoin: words holding Go whitespace are quoted, the others go
+    as they are. minimega quotes with strconv.Quote, whose \\x01 and \\u2028 its own
+    lexer refuses; these quotes read back as the word, whatever it holds."""
+    from minishell.gostr import GO_SPACE
 
     return " ".join(
-        quote(word) if any(char in GO_SPACE for char in word) else word for word in words)
+        f'"{word.translate(_LEXER_ESCAPES)}"' if any(char in GO_SPACE for char in word)
+        else word for word in words)
 
 
 def with_namespace(namespace: str, command: str) -> str:

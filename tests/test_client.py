@@ -28,6 +28,8 @@ from launchers import PYTHON_FRONT_END, install_launcher
 
 from minishell import client
 from minishell.cli import ClientCall, scan_client
+from minishell.gostr import GO_SPACE
+from minishell.language.lexer import lex
 from minishell.protocol.control import DEFAULT_BASE, LINE_MAX, RAW_ACK
 
 ACK = RAW_ACK
@@ -334,6 +336,14 @@ def test_e_sends_quote_joined_words_and_prints_rendered(
     assert server.requests == [{"Command": 'pipe foo "two words" ""'}]
     assert (done.returncode, done.stdout, done.stderr) == (
         0, b'ran: pipe foo "two words" ""\n', b"")
+
+
+def test_e_quotes_words_so_that_the_lexer_reads_them_back(
+        base: Path, serve: Serve, minishell: list[str]) -> None:
+    """The compiled launcher hands words outside printable ASCII to Python: alike."""
+    server = serve(commands(echo_command))
+    assert run(minishell, "-base", str(base), "-e", "echo", "a\x01 b", "x\u2028y z").returncode == 0
+    assert server.requests == [{"Command": 'echo "a\x01 b" "x\u2028y z"'}]
 
 
 def test_e_sends_a_single_word_as_it_is(base: Path, serve: Serve, minishell: list[str]) -> None:
@@ -648,12 +658,29 @@ def test_attach_prompt_completes_over_the_socket(
 @pytest.mark.parametrize(("words", "joined"), [
     (["pipe", "foo", "a b"], 'pipe foo "a b"'),
     (["pipe", "foo", '""'], 'pipe foo ""'),
-    (["tab\there", "new\nline"], '"tab\\there" "new\\nline"'),
-    (["nbsp\u00a0x", 'q"uote d'], '"nbsp\\u00a0x" "q\\"uote d"'),
+    (["tab\there", "new\nline", "cr\r"], '"tab\\there" "new\\nline" "cr\\r"'),
+    (["nbsp\u00a0x", 'q"uote d'], '"nbsp\u00a0x" "q\\"uote d"'),
     (["sep\u001fx"], "sep\u001fx"),  # not whitespace in Go, though Python says so
+    # Go's strconv.Quote writes \x01 and \u2028, which minicli's lexer refuses.
+    (["a\x01 b", "\u2028"], '"a\x01 b" "\u2028"'),
+    (["back\\slash #not 'a' comment"], '"back\\\\slash #not \'a\' comment"'),
 ])
 def test_quote_join(words: list[str], joined: str) -> None:
     assert client.quote_join(words) == joined
+
+
+PLAIN_WORDS = st.text(st.characters(exclude_characters=GO_SPACE + "\"'\\#"), min_size=1)
+SPACED_WORDS = st.builds(lambda before, space, after: before + space + after,
+                         st.text(), st.sampled_from(GO_SPACE), st.text())
+
+
+@settings(max_examples=500)
+@given(st.lists(SPACED_WORDS | PLAIN_WORDS, min_size=1, max_size=5))
+def test_a_quoted_join_lexes_back_to_its_words(words: list[str]) -> None:
+    """Words holding white space are quoted; the others, as minimega sends them as
+    they are, hold nothing the lexer reads specially."""
+    assert lex(client.quote_join(words)) == words
+    assert lex(client.with_namespace(words[0], "x")) == ["namespace", words[0], "x"]
 
 
 def test_namespace_prefix() -> None:

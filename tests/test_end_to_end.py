@@ -295,3 +295,12 @@ def test_a_client_stopped_mid_command_cancels_it(processes: Processes) -> None:
     while processes_with(f"/sleep\0{seconds}"):
         assert time.monotonic() < deadline, "the abandoned command's program lives on"
         time.sleep(0.01)
+
+
+def test_e_sends_any_word_so_that_the_instance_reads_it_back(processes: Processes) -> None:
+    """minimega's strconv.Quote wrote `\\x01` and `\\u2028`, which its lexer refuses."""
+    processes.daemon()
+    done = processes.run("-e", ".annotate", "false", "echo", "a\x01 b", "c\u2028 \"d\\",
+                         "e\tf")
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert done.stdout == "a\x01 b c\u2028 \"d\\ e\tf\n".encode()

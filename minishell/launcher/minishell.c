@@ -14,8 +14,8 @@
  * here), and so are the constants PROTOCOL_*, which the build writes into
  * minishell_protocol.h. To stay small it serves only command lines that it
  * understands entirely: -pipe or -e, with -base and -namespace, in printable
- * ASCII. Anything else (-attach, other flags, words that need minimega's full
- * quoting, -h) goes to the Python front end unchanged.
+ * ASCII. Anything else (-attach, other flags, words outside printable ASCII,
+ * -h) goes to the Python front end unchanged.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -871,7 +871,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < word_count; i++)
         plain &= printable_ascii(words[i]);
     if (!plain)
-        return hand_to_python(argv); /* minimega's quoting of any text is Python's */
+        return hand_to_python(argv); /* the quoting of any text is Python's */
     (void)attach; /* -pipe and -e come before it, as in minimega */
     signal(SIGPIPE, SIG_IGN); /* a stdout that goes away is an EPIPE: status 141 */
     signal(SIGINT, interrupted);

@@ -342,39 +342,34 @@ QUIT_CAUTION = (
     "CAUTION: calling 'quit' will cause the minishell instance to exit\n"
     "If you really want to stop the minishell instance, enter 'quit' again\n"
 )
-class _AttachedLines:
-    """minimega's attach loop, one line at a time: blank lines are skipped,
-    `disconnect` leaves, `quit` must be said twice in a row."""
+# What a line of -attach asks for (_AttachedLines.decide).
+_SKIP, _LEAVE, _CAUTION, _RUN, _QUIT = range(5)
 
-    def __init__(self, connection: Connection, namespace: str) -> None:
-        self._connection = connection
+
+class _AttachedLines:
+    """minimega's attach loop: blank lines are skipped, `disconnect` leaves, `quit`
+    must be said twice in a row, and then leaves."""
+
+    def __init__(self, namespace: str) -> None:
         self._namespace = namespace
         self._quit_warned = False
-        self.failed = False
 
-    def run(self, text: str) -> bool:
-        """Run a line; False when the attachment is over."""
+    def decide(self, text: str) -> tuple[int, str]:
+        """What to do with a line: one of _SKIP, _LEAVE, _CAUTION, or _RUN and _QUIT
+        with the command to send."""
         from minishell.gostr import trim_space
 
         line = trim_space(text)
         if not line:
-            return True
+            return _SKIP, ""
         if line == "disconnect":
-            return False
+            return _LEAVE, ""
         quitting = line in ("quit", "exit")  # exit: minishell's own word for quit
         if quitting and not self._quit_warned:
-            _write_all(QUIT_CAUTION.encode())
             self._quit_warned = True
-            return True
+            return _CAUTION, ""
         self._quit_warned = False
-        try:
-            self.failed |= show_all(
-                self._connection.command(with_namespace(self._namespace, line)))
-        except ClientError:
-            if quitting:  # the instance may close before it answers
-                return False
-            raise
-        return not quitting
+        return _QUIT if quitting else _RUN, with_namespace(self._namespace, line)
 
 
 def attach(base: str, namespace: str) -> int:
@@ -382,18 +377,37 @@ def attach(base: str, namespace: str) -> int:
     try:
         connection = Connection(socket_path(base))
         try:
-            lines = _AttachedLines(connection, namespace)
-            if not sys.stdin.isatty():
-                for line in sys.stdin:
-                    if not lines.run(line):
-                        break
-                return 1 if lines.failed else 0
-            _prompt(connection, namespace, lines)
+            if not os.isatty(0):
+                return _run_script(connection, _AttachedLines(namespace))
+            _prompt(connection, namespace, _AttachedLines(namespace))
             return 0
         finally:
             connection.close()
     except ClientError as error:
         return _report(str(error))
+
+
+def _run_script(connection: Connection, lines: _AttachedLines) -> int:
+    """-attach without a terminal: stdin's lines, one after another."""
+    failed = False
+    try:
+        for block in _stdin_reader():
+            for line in bytes(block).decode("utf-8", "surrogateescape").split("\n"):
+                what, command = lines.decide(line)
+                if what == _CAUTION:
+                    _write_all(QUIT_CAUTION.encode())
+                elif what in (_RUN, _QUIT):
+                    try:
+                        failed |= show_all(connection.command(command))
+                    except ClientError:
+                        if what == _QUIT:  # the instance may close before it answers
+                            break
+                        raise
+                if what in (_LEAVE, _QUIT):
+                    return 1 if failed else 0
+    except _StdinFailure as failure:
+        return _report(str(failure))
+    return 1 if failed else 0
 
 
 def _prompt(connection: Connection, namespace: str, lines: _AttachedLines) -> None:
@@ -440,5 +454,15 @@ def _prompt(connection: Connection, namespace: str, lines: _AttachedLines) -> No
             return
         # A bracketed paste of several lines arrives as one text.
         for line in text.split("\n"):
-            if not lines.run(line):
+            what, command = lines.decide(line)
+            if what == _CAUTION:
+                _write_all(QUIT_CAUTION.encode())
+            elif what in (_RUN, _QUIT):
+                try:
+                    show_all(connection.command(command))
+                except ClientError:
+                    if what == _QUIT:  # the instance may close before it answers
+                        return
+                    raise
+            if what in (_LEAVE, _QUIT):
                 return

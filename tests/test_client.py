@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -626,6 +627,31 @@ def test_attach_disconnect_leaves_and_errors_make_status_1(
     done = run(minishell, "-base", str(base), "-attach", stdin=b"oops\ndisconnect\nnever\n")
     assert server.requests == [{"Command": "oops"}]
     assert (done.returncode, done.stderr) == (1, b"Error (vm): bad\n")
+
+
+def test_attach_refuses_a_line_of_1_mib(base: Path, serve: Serve, minishell: list[str]) -> None:
+    server = serve(commands(echo_command))
+    done = run(minishell, "-base", str(base), "-attach",
+               stdin=b"echo before\n" + b"x" * LINE_MAX + b"\necho after\n")
+    assert done.stdout == b"ran: echo before\n"
+    assert (done.returncode, done.stderr) == (1, b"minishell: line longer than 1 MiB on stdin\n")
+    assert server.requests == [{"Command": "echo before"}]
+
+
+def test_attach_reading_an_endless_line_stops_at_1_mib(
+        base: Path, serve: Serve, minishell: list[str]) -> None:
+    """`minishell -attach < /dev/zero` grew to 4 GB in 6 s: with a limit on its
+    memory, that is a MemoryError at once."""
+    serve(commands(echo_command))
+
+    def little_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 29, 1 << 29))
+
+    with open("/dev/zero", "rb") as zero:
+        done = subprocess.run([*minishell, "-base", str(base), "-attach"], stdin=zero,
+                              capture_output=True, timeout=TIMEOUT, check=False,
+                              preexec_fn=little_memory)
+    assert (done.returncode, done.stderr) == (1, b"minishell: line longer than 1 MiB on stdin\n")
 
 
 PROMPT_ENV = {**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}

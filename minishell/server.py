@@ -52,7 +52,7 @@ from minishell.protocol.control import (
     socket_path,
 )
 from minishell.render import json_response, render
-from minishell.response import Response
+from minishell.response import Flags, Response
 from minishell.session import Session
 
 __all__ = ["LINE_MAX", "ControlServer", "ServeError", "socket_path"]
@@ -71,8 +71,9 @@ ACCEPT_RETRY = 0.1
 # Requests read ahead of the one being answered, at most (either bound).
 _AHEAD_REQUESTS = 1024
 _AHEAD_BYTES = LINE_MAX
-# Reply bytes held back while more requests wait, before the client must take them.
+# Reply bytes held back while more requests wait, at most, and for at most how long.
 _OUTBOX_MAX = 64 * 1024
+_LINGER = 0.002
 # A client that has half-closed may still vanish; looked for this often while it waits.
 _HANGUP_POLL = 0.5
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
@@ -94,6 +95,7 @@ class ControlServer:
         self.accept_retry = accept_retry
         self._scope = trio.CancelScope()
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket we bound
+        self._empty_replies: dict[tuple[str, Flags, bool], bytes] = {}
 
     async def run(self, *, force: bool = False,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -239,12 +241,18 @@ class ControlServer:
         """Answer requests until the client leaves (None), or until one asks for a
         pipe: that request and the bytes that came after it."""
         requests = _Requests(stream)
+        answered = None
+        replies = _Replies(stream, self.reply_patience)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(requests.receive)
-            try:
-                return await self._answer_in_turn(requests, _Replies(stream, self.reply_patience))
-            finally:
-                nursery.cancel_scope.cancel()
+            nursery.start_soon(replies.linger)
+            # The client's departure cancels this, and the command it was waiting for.
+            with requests.answering:
+                answered = await self._answer_in_turn(requests, replies)
+            nursery.cancel_scope.cancel()
+        if requests.answering.cancelled_caught:
+            log.info("a client went away: its command, if any, was cancelled")
+        return answered
 
     async def _answer_in_turn(self, requests: _Requests,
                               replies: _Replies) -> tuple[Request, bytes] | None:
@@ -260,12 +268,7 @@ class ControlServer:
                 if request.plumb_pipe:
                     await replies.flush()
                     return request, requests.rest()
-                with requests.command() as command:
-                    reply = await self._answer(request)
-                if command.cancelled_caught:
-                    log.info("a client went away: its command was cancelled")
-                    return None
-                await replies.send(reply)
+                await replies.send(await self._answer(request), hold=requests.waiting())
                 if request.refusal:
                     await replies.flush()
                     return None
@@ -288,9 +291,22 @@ class ControlServer:
         if not responses:
             return encode_reply(None, "", more=False)
         last = len(responses) - 1
-        return b"".join(encode_reply(f"[{json_response(response)}]", render(response),
-                                     more=index != last)
+        return b"".join(self._encode(response, more=index != last)
                         for index, response in enumerate(responses))
+
+    def _encode(self, response: Response, *, more: bool) -> bytes:
+        """A response's reply; those without any output (most writes) are made once."""
+        if response.response or response.error or response.header is not None \
+                or response.tabular is not None:
+            return encode_reply(f"[{json_response(response)}]", render(response), more=more)
+        key = (response.host, response.flags, more)
+        reply = self._empty_replies.get(key)
+        if reply is None:
+            if len(self._empty_replies) > 256:  # a host name or flags that keep changing
+                self._empty_replies.clear()
+            reply = encode_reply(f"[{json_response(response)}]", render(response), more=more)
+            self._empty_replies[key] = reply
+        return reply
 
     # -- a pipe attachment ------------------------------------------------------------------
 
@@ -337,8 +353,11 @@ class _Requests:
         self._queued_bytes = 0
         self._arrival = trio.lowlevel.ParkingLot()
         self._room = trio.lowlevel.ParkingLot()
-        self._command: trio.CancelScope | None = None  # the one running, if any
-        self._gone = False
+        self.answering = trio.CancelScope()  # cancelled when the client leaves
+
+    def waiting(self) -> bool:
+        """Whether more requests wait to be answered."""
+        return bool(self._queue)
 
     def take(self) -> Request | None:
         """The next request, or None if none has come yet."""
@@ -355,14 +374,6 @@ class _Requests:
         request = self.take()
         assert request is not None
         return request
-
-    def command(self) -> trio.CancelScope:
-        """The scope to run a request's command in: the client's departure cancels it."""
-        scope = trio.CancelScope()
-        if self._gone:
-            scope.cancel()
-        self._command = scope
-        return scope
 
     def rest(self) -> bytes:
         return self._framer.rest()
@@ -417,12 +428,10 @@ class _Requests:
 
     def _went_away(self) -> None:
         """Nobody will read the replies: drop what is queued, cancel what runs."""
-        self._gone = True
         self._queue.clear()
         self._queued_bytes = 0
         self._push(_END)
-        if self._command is not None:
-            self._command.cancel()
+        self.answering.cancel()
 
 
 class _Stalled(Exception):
@@ -430,37 +439,57 @@ class _Stalled(Exception):
 
 
 class _Replies:
-    """A command connection's replies, sent at once as far as the socket takes them;
-    the rest is sent before the next wait for a request, or when over _OUTBOX_MAX,
-    waiting at most `patience` seconds."""
+    """A command connection's replies.
+
+    A reply goes out at once, unless more requests wait to be answered: then
+    it is held, with those that follow, until no request waits, _OUTBOX_MAX
+    bytes are held, or _LINGER seconds have passed (`linger`, a task of the
+    connection, sees to that), so that a client sending ahead gets its replies
+    in a few large writes rather than one each, and no reply waits long behind
+    a command that takes its time. Waiting for the client to take them lasts at
+    most `patience` seconds.
+    """
 
     def __init__(self, stream: trio.SocketStream, patience: float) -> None:
-        self._stream = stream
         self._fd = stream.socket.fileno()
         self._patience = patience
         self._pending = bytearray()
+        self._failure: OSError | None = None  # met by `linger`, raised by `flush`
+        self._held = trio.lowlevel.ParkingLot()
 
-    async def send(self, reply: bytes) -> None:
-        if not self._pending:
-            try:
-                sent = os.write(self._fd, reply)
-            except BlockingIOError:
-                sent = 0
-            if sent == len(reply):
-                return
-            reply = reply[sent:]
+    async def send(self, reply: bytes, *, hold: bool) -> None:
+        if not self._pending and hold:
+            self._held.unpark_all()
         self._pending += reply
-        if len(self._pending) > _OUTBOX_MAX:
+        if not hold or len(self._pending) > _OUTBOX_MAX:
             await self.flush()
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
+        """Send what is held, waiting for room at most `patience` seconds."""
         with trio.move_on_after(self._patience) as waited:
-            await self._stream.send_all(self._pending)
+            while self._write():
+                await trio.lowlevel.wait_writable(self._fd)
         if waited.cancelled_caught:
             raise _Stalled
-        self._pending.clear()
+        if self._failure is not None:
+            raise self._failure
+
+    async def linger(self) -> None:
+        while True:
+            await self._held.park()
+            await trio.sleep(_LINGER)
+            self._write()
+
+    def _write(self) -> bool:
+        """Write what the socket takes now; True if some is left for later."""
+        try:
+            while self._pending and self._failure is None:
+                del self._pending[:os.write(self._fd, self._pending)]
+        except BlockingIOError:
+            return True
+        except OSError as error:  # the client is gone
+            self._failure = error
+        return False
 
 
 def _hung_up(fd: int) -> bool:

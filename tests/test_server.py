@@ -552,6 +552,21 @@ async def test_a_client_that_only_stops_writing_still_gets_every_reply(
     await client.aclose()
 
 
+async def test_requests_sent_ahead_are_answered_in_order_and_none_waits_long(
+        server: ControlServer) -> None:
+    """Replies to requests sent ahead go out together, but none waits behind a
+    command that takes its time."""
+    client = await connect(server.path)
+    with trio.fail_after(TIMEOUT):
+        await client.stream.send_all(b"".join(command(f"echo {n}") for n in range(2000)))
+        replies = [json.loads(await client.line())["Rendered"] for _ in range(2000)]
+        assert replies == [str(n) for n in range(2000)]
+        await client.stream.send_all(command("echo first") + command("shell sleep 3"))
+        with trio.fail_after(1.5):
+            assert json.loads(await client.line())["Rendered"] == "first"
+    await client.aclose()
+
+
 async def test_a_client_that_takes_no_reply_is_disconnected_after_the_patience(
         nursery: trio.Nursery, tmp_path: Path) -> None:
     served = await serve(nursery, tmp_path / "base", reply_patience=0.2)

@@ -41,6 +41,8 @@ _CHUNK = 1 << 20  # never more than LINE_MAX: see RawLines
 # Buffers start this small and grow to _CHUNK once a read fills them: sparse
 # traffic and idle attachments touch (and zero) no more than they use.
 _FIRST_CHUNK = 1 << 16
+# Commands `-attach` sends ahead of their replies, at most.
+_WINDOW = 256
 
 
 class ClientError(Exception):
@@ -276,8 +278,11 @@ class Connection:
         return self._receive().suggest
 
     def send(self, field: str, value: str) -> None:
+        self.send_requests(encode_request(field, value))
+
+    def send_requests(self, requests: bytes | bytearray) -> None:
         try:
-            self._sock.sendall(encode_request(field, value))
+            self._sock.sendall(requests)
         except OSError:
             raise ClientError(f"connection to {self.path} lost") from None
 
@@ -342,8 +347,8 @@ QUIT_CAUTION = (
     "CAUTION: calling 'quit' will cause the minishell instance to exit\n"
     "If you really want to stop the minishell instance, enter 'quit' again\n"
 )
-# What a line of -attach asks for (_AttachedLines.decide).
-_SKIP, _LEAVE, _CAUTION, _RUN, _QUIT = range(5)
+# What a line of -attach asks for (_AttachedLines.decide), and a failure.
+_SKIP, _LEAVE, _CAUTION, _RUN, _QUIT, _FAIL = range(6)
 
 
 class _AttachedLines:
@@ -351,15 +356,16 @@ class _AttachedLines:
     must be said twice in a row, and then leaves."""
 
     def __init__(self, namespace: str) -> None:
+        from minishell.gostr import trim_space
+
         self._namespace = namespace
         self._quit_warned = False
+        self._trim_space = trim_space
 
     def decide(self, text: str) -> tuple[int, str]:
         """What to do with a line: one of _SKIP, _LEAVE, _CAUTION, or _RUN and _QUIT
         with the command to send."""
-        from minishell.gostr import trim_space
-
-        line = trim_space(text)
+        line = self._trim_space(text)
         if not line:
             return _SKIP, ""
         if line == "disconnect":
@@ -378,7 +384,7 @@ def attach(base: str, namespace: str) -> int:
         connection = Connection(socket_path(base))
         try:
             if not os.isatty(0):
-                return _run_script(connection, _AttachedLines(namespace))
+                return _AttachedScript(connection, _AttachedLines(namespace)).run()
             _prompt(connection, namespace, _AttachedLines(namespace))
             return 0
         finally:
@@ -387,27 +393,81 @@ def attach(base: str, namespace: str) -> int:
         return _report(str(error))
 
 
-def _run_script(connection: Connection, lines: _AttachedLines) -> int:
-    """-attach without a terminal: stdin's lines, one after another."""
-    failed = False
-    try:
+class _AttachedScript:
+    """-attach without a terminal: stdin's lines, sent ahead of their replies.
+
+    A thread reads stdin and sends the commands of each read together, at most
+    _WINDOW of them ahead of their replies; the main thread takes what the
+    thread did, in order, and shows the replies, so that the output is what one
+    command at a time would print. The main thread is the one that ends the
+    process (Ctrl-C reaches it), as for -pipe.
+    """
+
+    def __init__(self, connection: Connection, lines: _AttachedLines) -> None:
+        import _queue
+
+        self._connection = connection
+        self._lines = lines
+        self._done: _queue.SimpleQueue[tuple[int, str]] = _queue.SimpleQueue()
+        self._room: _queue.SimpleQueue[None] = _queue.SimpleQueue()
+        for _ in range(_WINDOW):
+            self._room.put(None)
+
+    def run(self) -> int:
+        _thread.start_new_thread(self._send, ())
+        failed = False
+        while True:
+            what, text = self._done.get()
+            if what == _CAUTION:
+                _write_all(QUIT_CAUTION.encode())
+            elif what in (_RUN, _QUIT):
+                try:
+                    failed |= show_all(self._connection.replies())
+                except ClientError:
+                    if what == _QUIT:  # the instance may close before it answers
+                        break
+                    raise
+                self._room.put(None)
+                if what == _QUIT:
+                    break
+            elif what == _LEAVE:
+                break
+            else:  # a failure, shown where it happened among the output
+                return _report(text)
+        return 1 if failed else 0
+
+    def _send(self) -> None:
+        done, room, connection = self._done, self._room, self._connection
+        requests = bytearray()  # sent before any wait: their replies may be what it waits for
+        end = (_LEAVE, "")
+        try:
+            try:
+                for what, command in self._decided():
+                    if what == _SKIP or (what in (_RUN, _QUIT) and room.empty()):
+                        connection.send_requests(requests)
+                        requests.clear()
+                    if what in (_RUN, _QUIT):
+                        room.get()
+                        requests += encode_request("Command", command)
+                    if what != _SKIP:
+                        done.put((what, command))
+                    if what in (_LEAVE, _QUIT):
+                        break
+            except _StdinFailure as failure:
+                end = (_FAIL, str(failure))
+            connection.send_requests(requests)  # what came before the end, or a failure
+        except ClientError as failure:  # the main thread meets it too, in its turn
+            end = (_FAIL, str(failure))
+        done.put(end)
+
+    def _decided(self) -> "Iterator[tuple[int, str]]":
+        """What each line of stdin asks for, and (_SKIP, "") after each read's lines."""
         for block in _stdin_reader():
             for line in bytes(block).decode("utf-8", "surrogateescape").split("\n"):
-                what, command = lines.decide(line)
-                if what == _CAUTION:
-                    _write_all(QUIT_CAUTION.encode())
-                elif what in (_RUN, _QUIT):
-                    try:
-                        failed |= show_all(connection.command(command))
-                    except ClientError:
-                        if what == _QUIT:  # the instance may close before it answers
-                            break
-                        raise
-                if what in (_LEAVE, _QUIT):
-                    return 1 if failed else 0
-    except _StdinFailure as failure:
-        return _report(str(failure))
-    return 1 if failed else 0
+                what, command = self._lines.decide(line)
+                if what != _SKIP:
+                    yield what, command
+            yield _SKIP, ""
 
 
 def _prompt(connection: Connection, namespace: str, lines: _AttachedLines) -> None:

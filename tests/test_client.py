@@ -7,6 +7,7 @@ real server is met in test_end_to_end.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -69,6 +70,7 @@ class FakeServer:
         self.path = str(base / "minimega")
         self.requests: list[dict[str, object]] = []
         self.received = bytearray()  # raw bytes after a raw attachment
+        self.ahead = 0  # requests taken before the first reply, where a handler counts them
         self.handled = threading.Event()
         self._handler = handler
         self._stop = threading.Event()
@@ -627,6 +629,48 @@ def test_attach_disconnect_leaves_and_errors_make_status_1(
     done = run(minishell, "-base", str(base), "-attach", stdin=b"oops\ndisconnect\nnever\n")
     assert server.requests == [{"Command": "oops"}]
     assert (done.returncode, done.stderr) == (1, b"Error (vm): bad\n")
+
+
+def test_attach_from_a_non_terminal_prints_in_the_order_of_its_lines(
+        base: Path, serve: Serve, minishell: list[str]) -> None:
+    """Commands go ahead of their replies, and the output is still what one command
+    at a time prints: replies, cautions and errors where their lines were."""
+    def replies(command: str) -> list[dict[str, object]]:
+        return [reply("", "bad")] if command == "fail" else echo_command(command)
+
+    server = serve(commands(replies))
+    script = b"echo a\nquit\necho b\nfail\n" + b"".join(b"echo %d\n" % n for n in range(3000))
+    done = run(minishell, "-base", str(base), "-attach", stdin=script + b"quit\nquit\nnever\n")
+    caution = client.QUIT_CAUTION.encode()
+    assert done.stdout == (b"ran: echo a\n" + caution + b"ran: echo b\n"
+                           + b"".join(b"ran: echo %d\n" % n for n in range(3000))
+                           + caution + b"ran: quit\n")
+    assert (done.returncode, done.stderr) == (1, b"Error (vm): bad\n")
+    assert len(server.requests) == 3004
+    assert server.requests[-1] == {"Command": "quit"}
+
+
+def test_attach_sends_at_most_256_commands_ahead_of_their_replies(
+        base: Path, serve: Serve, minishell: list[str]) -> None:
+    def hold_back(conn: socket.socket, server: FakeServer) -> None:
+        """Take requests without answering while they come, then answer them all."""
+        pending = bytearray()
+        conn.settimeout(0.5)
+        with contextlib.suppress(TimeoutError):
+            while len(server.requests) < 1000 and server.read_request(conn, pending):
+                pass
+        server.ahead = len(server.requests)
+        conn.settimeout(TIMEOUT)
+        conn.sendall(b"".join(json.dumps(reply()).encode() + b"\n"
+                              for _ in server.requests))
+        commands(lambda command: [reply()])(conn, server)
+
+    server = serve(hold_back)
+    done = run(minishell, "-base", str(base), "-attach",
+               stdin=b"".join(b"pipe foo %d\n" % n for n in range(1000)))
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    assert server.ahead == 256
+    assert len(server.requests) == 1000
 
 
 def test_attach_refuses_a_line_of_1_mib(base: Path, serve: Serve, minishell: list[str]) -> None:

@@ -20,6 +20,7 @@ from minishell.protocol.control import (
     LINE_TOO_LONG,
     NOT_RAW,
     RAW_ACK,
+    STDIN_ERROR_ENV,
     ProtocolError,
     RawLines,
     Reply,
@@ -118,6 +119,9 @@ def _stdin_reader() -> "Iterator[bytes | memoryview]":
     measured at tens of us per message at low rates. A block may be a view of
     that buffer: use it before taking the next.
     """
+    error = os.environ.get(STDIN_ERROR_ENV)
+    if error:  # the C launcher could not give us stdin: it said why
+        raise _StdinFailure(f"read stdin: {error}")
     lines = RawLines(LINE_TOO_LONG)
     buffer = bytearray(_FIRST_CHUNK)
     try:

@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -793,6 +795,17 @@ static int run_execute(const char *base, const char *namespace, char *const *wor
 
 /* Run the Python front end beside this program with the same arguments. */
 static int hand_to_python(char **argv) {
+    struct stat input;
+    if (fstat(0, &input) == 0 && S_ISDIR(input.st_mode)) {
+        /* CPython dies before any code runs when its stdin is a directory: give
+         * it /dev/null, and say why to whatever means to read stdin. */
+        int null = open("/dev/null", O_RDONLY);
+        if (null > 0) {
+            dup2(null, 0);
+            close(null);
+        }
+        setenv(PROTOCOL_STDIN_ERROR_ENV, reason(EISDIR), 1);
+    }
     char self[PATH_MAX];
     ssize_t length = readlink("/proc/self/exe", self, sizeof self - 1);
     Buf front_end = {0};

@@ -66,7 +66,8 @@ static void buf_add(Buf *buf, const void *bytes, size_t count) {
         buf->data = grown;
         buf->cap = cap;
     }
-    memcpy(buf->data + buf->len, bytes, count);
+    if (count > 0) /* bytes may be the NULL of an empty Buf */
+        memcpy(buf->data + buf->len, bytes, count);
     buf->len += count;
     buf->data[buf->len] = '\0'; /* so that a Buf is also a C string */
 }

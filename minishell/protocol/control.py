@@ -650,7 +650,8 @@ class RawLines:
             first = len(partial) + data.find(b"\n", begin, size) - begin
             if first >= LINE_MAX:
                 raise TooLong(self.too_long, first)
-            block: bytes | memoryview = b"".join((partial, view[begin:last + 1]))
+            # one copy, not two: a slice of bytes would be a copy of its own
+            block: bytes | memoryview = b"".join((partial, memoryview(data)[begin:last + 1]))
         elif begin == 0 and last == len(data) - 1:
             block = data if isinstance(data, bytes) else view
         else:

@@ -3,20 +3,22 @@
 reach a running minishell. The bytes are minishell.protocol.control's; this
 module moves them.
 
-A command connection is two tasks: one reads and frames requests ahead of the
-one being answered (a bounded number of them), and notices the client going
-away; the other answers them in order, through `_answer`, the one place
-where the server asks the session. A client that goes away cancels its
-command, as Ctrl-C at the prompt does; one that does not take its replies
-for `reply_patience` seconds is disconnected. A `PlumbPipe` request turns
-the connection into a pipe attachment for good: one reader and one writer
-of the pipe. minimega's clients then exchange a JSON string per message;
-minishell's client asks for `Raw` and both directions become plain
-newline-terminated bytes, moved in blocks: 256 KiB reads split at the last
-newline, one `Writer.write_lines` per block, one `send_all` per reader
-wake-up; a raw reader waiting for more takes small blocks straight from the
-writer's task (`Reader.send_directly`), which saves a scheduling round per
-sparse message.
+A command connection is a few tasks: one reads and frames requests ahead of
+the one being answered (a bounded number of them), and notices the client
+going away; one answers them in order, through `_answer`, the one place
+where the server asks the session; replies to requests sent ahead go out
+together, and one more task sees that none waits long (_Replies). A client
+that goes away cancels its command, as Ctrl-C at the prompt does; one that
+does not take its replies for `reply_patience` seconds is disconnected.
+
+A `PlumbPipe` request turns the connection into a pipe attachment for good:
+one reader and one writer of the pipe. minimega's clients then exchange a
+JSON string per message; minishell's client asks for `Raw` and both
+directions become plain newline-terminated bytes, moved in blocks: 256 KiB
+reads split at the last newline, one `Writer.write_lines` per block, one
+`send_all` per reader wake-up; a raw reader waiting for more takes small
+blocks straight from the writer's task (`Reader.send_directly`), which saves
+a scheduling round per sparse message.
 """
 
 from __future__ import annotations

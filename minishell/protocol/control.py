@@ -34,13 +34,12 @@ first 80 characters>`, in both:
   <Error>`, joined and trimmed of Go's white space as one text, on stderr.
   Replies follow each other while `More` is true.
 
-Nothing here imports more than `_json` (and that lazily): the -pipe and -e
-clients start with this module, and their start-up is measured in
-milliseconds (client.py says what else they avoid). The request framer,
-used by the server only, loads `re` when it is first made.
+Nothing here imports more than `_json`, and that only when JSON is read or
+written: the -pipe and -e clients start with this module, and their
+start-up is measured in milliseconds (client.py says what else they avoid;
+-pipe needs no `_json`). The request framer, used by the server only, loads
+`re` when it is first made.
 """
-
-import _json
 
 # typing imports re: mypy honours a TYPE_CHECKING of our own.
 TYPE_CHECKING = False
@@ -100,6 +99,8 @@ def json_string(text: str) -> str:
     """A JSON string, ASCII only (requests may be read by any JSON decoder)."""
     if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
         return f'"{text}"'  # most commands and pipe names
+    import _json
+
     return str(_json.encode_basestring_ascii(text))
 
 
@@ -394,6 +395,8 @@ def _decode_json(value: bytes) -> object:
     """The one JSON value that is all of `value` (surrounding JSON whitespace aside)."""
     global _scanner
     if _scanner is None:
+        import _json
+
         _scanner = _json.make_scanner(_Strict())  # type: ignore[arg-type]
     text = value.decode("utf-8", "replace")
     start = len(text) - len(text.lstrip(" \t\r\n"))
@@ -421,6 +424,8 @@ def go_json_string(text: str) -> str:
     invalid byte, as \\ufffd)."""
     if "\b" in text or "\f" in text or not (text.isascii() or _encodable(text)):
         return _go_json_string_slowly(text)
+    import _json
+
     escaped: str = _json.encode_basestring(text)
     if "<" in escaped or ">" in escaped or "&" in escaped:
         escaped = escaped.replace("<", "\\u003c").replace(">", "\\u003e").replace(

@@ -18,6 +18,7 @@
  * -h) goes to the Python front end unchanged.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -456,20 +457,11 @@ static int take_word(Scan *scan, const char *word) {
 
 static int hex_digits(Scan *scan, uint32_t *value) {
     *value = 0;
-    for (int i = 0; i < 4; i++) {
-        if (scan->at >= scan->end)
+    for (int i = 0; i < 4; i++, scan->at++) {
+        if (scan->at >= scan->end || !isxdigit(*scan->at))
             return 0;
-        unsigned char c = *scan->at++;
-        uint32_t digit;
-        if (c >= '0' && c <= '9')
-            digit = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            digit = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            digit = c - 'A' + 10;
-        else
-            return 0;
-        *value = *value << 4 | digit;
+        int digit = isdigit(*scan->at) ? *scan->at - '0' : (*scan->at | 0x20) - 'a' + 10;
+        *value = *value << 4 | (uint32_t)digit;
     }
     return 1;
 }

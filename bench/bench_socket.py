@@ -4,8 +4,10 @@ side by side with plain Unix (socat over a Unix socket) in the same run.
 
 Every figure of issue 3: stream 1 -> 1, fan-out to 64, round-robin and random
 over 4 readers, latency at low rate, start-up of `-pipe` and `-e`, and memory
-with 1000 idle attachments. Every byte every reader receives is checked: no
-message may be lost, duplicated or reordered.
+with 1000 idle attachments; and the request path: commands per second through
+`-attach` with a script on stdin, and through one `-e` per command. Every byte
+every reader receives is checked: no message may be lost, duplicated or
+reordered; every command is counted by the pipe it writes to.
 
     python3 bench/bench_socket.py [--quick] [--minishell PATH]
 
@@ -284,6 +286,42 @@ def startup(daemon: Daemon, runs: int) -> dict[str, float]:
     return medians
 
 
+def pipe_count(daemon: Daemon, pipe: str) -> int:
+    listing = daemon.command(".annotate", "false", ".headers", "false", ".columns", "count",
+                             ".filter", f"name=minimega//{pipe}", "pipe")
+    return int(listing) if listing.strip() else 0
+
+
+def attached_commands(daemon: Daemon, folder: Path, count: int) -> float:
+    """Commands/s of `minishell -attach < script` (no terminal: the commands go ahead
+    of their replies), start-up included: `count` writes, all counted by the pipe."""
+    script = folder / "script"
+    script.write_bytes(b"pipe attached x\n" * count)
+    with open(script, "rb") as stdin:
+        started = time.perf_counter()
+        done = subprocess.run([daemon.minishell, "-base", daemon.base, "-attach"], stdin=stdin,
+                              capture_output=True, check=True, timeout=300)
+        elapsed = time.perf_counter() - started
+    script.unlink()
+    if done.stdout or done.stderr or pipe_count(daemon, "attached") != count:
+        raise RuntimeError(f"-attach: not every command ran: {done.stderr[-200:]!r}")
+    daemon.command("clear", "pipe", "attached")
+    return count / elapsed
+
+
+def commands_per_call(daemon: Daemon, count: int) -> float:
+    """Commands/s with one `minishell -e pipe ...` process each, run one after another."""
+    started = time.perf_counter()
+    for _ in range(count):
+        subprocess.run([daemon.minishell, "-base", daemon.base, "-e", "pipe", "called", "x"],
+                       stdout=subprocess.DEVNULL, check=True, timeout=30)
+    elapsed = time.perf_counter() - started
+    if pipe_count(daemon, "called") != count:
+        raise RuntimeError("-e: not every command ran")
+    daemon.command("clear", "pipe", "called")
+    return count / elapsed
+
+
 def idle_attachments(daemon: Daemon, count: int) -> tuple[float, int, int]:
     """Daemon KiB per attachment, and one client's RSS and PSS in KiB."""
     before = daemon.rss_kib()
@@ -358,6 +396,7 @@ def main() -> None:
     fan_lines = 500_000 // scale
     shared_lines = 2_000_000 // scale
     attachments = 1000 // scale
+    commands = 20_000 // scale
 
     with tempfile.TemporaryDirectory(prefix="minishell-bench-") as tmp:
         folder = Path(tmp)
@@ -399,6 +438,12 @@ def main() -> None:
                     results.append((scenario, f"{ms['minishell ' + flag]:.1f} ms median"
                                     f" (minishell-py {ms['minishell-py ' + flag]:.1f})",
                                     baseline, "12 ms; minimega 17.4"))
+                rate = attached_commands(daemon, work, commands)
+                results.append((f"-attach < {commands} writes", f"{rate / 1000:.1f}k commands/s",
+                                "-", "16k (2x minimega); minimega 8.0k"))
+                rate = commands_per_call(daemon, commands // 100)
+                results.append((f"{commands // 100} x minishell -e", f"{rate:.0f} commands/s",
+                                "-", "minimega 57 (17.4 ms each)"))
                 growth, rss, pss = idle_attachments(daemon, attachments)
                 results.append((f"{attachments} idle -pipe attachments",
                                 f"daemon +{growth:.1f} KiB each; client RSS {rss / 1024:.1f} MB,"
@@ -413,7 +458,7 @@ def main() -> None:
     say(f"{'scenario':32} | {'minishell':40} | {'plain Unix, same run':38} | target")
     for row in results:
         say(f"{row[0]:32} | {row[1]:40} | {row[2]:38} | {row[3]}")
-    say("every message checked: none lost, duplicated or reordered")
+    say("every message checked: none lost, duplicated or reordered; every command counted")
 
 
 if __name__ == "__main__":

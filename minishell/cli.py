@@ -12,6 +12,7 @@ import os
 import sys
 
 from minishell import __version__
+from minishell.protocol.control import DEFAULT_BASE, STDIN_ERROR_ENV
 
 # typing imports re: mypy honours a TYPE_CHECKING of our own.
 TYPE_CHECKING = False
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import NoReturn
 
-DEFAULT_BASE = "/tmp/minishell"
 LEVEL_NAMES = ("debug", "error", "fatal", "info", "warn")  # minimega's -level values
 
 
@@ -96,6 +96,11 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     if options.pipe or options.e or options.attach:
         return run_client(ClientCall(options.base, options.namespace, options.pipe or "",
                                      options.e, options.attach, options.files))
+    # Said by the C launcher, which gave us /dev/null for a stdin we could not take.
+    stdin_error = os.environ.pop(STDIN_ERROR_ENV, "")
+    if stdin_error and not (options.nostdin or options.replay):
+        print(f"minishell: read stdin: {stdin_error}", file=sys.stderr)
+        return 1
     from minishell import app, logs
 
     logs.configure(options.level)

@@ -1,12 +1,12 @@
 """The control socket's clients: `minishell -pipe`, `-e` and `-attach`.
 
-`-pipe` and `-e` are timed from the shell (README: at most 12 ms each), so
-every import here is weighed: `_socket` rather than socket (8 ms more),
-`_thread` rather than threading, the C half of json (`_json`) because json
-imports re (another 8 ms), and no `from __future__ import annotations` (the
-first import of a stdlib .py file lists the stdlib folder: 0.3 ms).
-`-pipe` loads neither `_json` nor `gostr`; prompt_toolkit is for `-attach`,
-which is interactive.
+The bytes they exchange are minishell.protocol.control's. `-pipe` and `-e`
+are timed from the shell (README: at most 12 ms each), so every import here
+is weighed: `_socket` rather than socket (8 ms more), `_thread` rather than
+threading, the C half of json (`_json`) because json imports re (another
+8 ms), and no `from __future__ import annotations` (the first import of a
+stdlib .py file lists the stdlib folder: 0.3 ms). prompt_toolkit is for
+`-attach` on a terminal, which is interactive.
 """
 
 import _socket
@@ -14,31 +14,40 @@ import _thread
 import os
 import sys
 
+from minishell.protocol.control import (
+    ACK_TIMEOUT,
+    DEFAULT_NAMESPACE,
+    LINE_TOO_LONG,
+    NOT_RAW,
+    RAW_ACK,
+    STDIN_ERROR_ENV,
+    ProtocolError,
+    RawLines,
+    Reply,
+    ReplyReader,
+    TooLong,
+    UnexpectedReply,
+    encode_pipe_request,
+    encode_request,
+    raw_ack_complete,
+    socket_path,
+)
+
 # typing imports re: mypy honours a TYPE_CHECKING of our own.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-DEFAULT_NAMESPACE = "minimega"
-# minimega's TOKEN_MAX: a line this long (without its newline) is refused.
-LINE_MAX = 1 << 20
-# How long -pipe waits for the server's `{"Raw":true}`: a minishell answers at
-# once; a real minimega never does (it ignores the Raw field).
-ACK_TIMEOUT = 5.0
-RAW_ACK = b'{"Raw":true}\n'
-NOT_RAW = "the server does not speak minishell's raw pipe protocol"
-_CHUNK = 1 << 20  # never more than LINE_MAX: see PipeAttachment._send_lines
+_CHUNK = 1 << 20  # never more than LINE_MAX: see RawLines
 # Buffers start this small and grow to _CHUNK once a read fills them: sparse
 # traffic and idle attachments touch (and zero) no more than they use.
 _FIRST_CHUNK = 1 << 16
+# Commands `-attach` sends ahead of their replies, at most.
+_WINDOW = 256
 
 
 class ClientError(Exception):
     """A failure the user sees as one line `minishell: <message>`, exit status 1."""
-
-
-def socket_path(base: str) -> str:
-    return os.path.join(base, "minimega")
 
 
 def full_pipe_name(name: str) -> str:
@@ -46,12 +55,21 @@ def full_pipe_name(name: str) -> str:
     return name if "//" in name else f"{DEFAULT_NAMESPACE}//{name}"
 
 
+# Inside double quotes minicli's lexer knows only \n \t \r \\ \" \' \#, and
+# takes any other character as it stands.
+_LEXER_ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\t"): "\\t",
+                  ord("\r"): "\\r"}
+
+
 def quote_join(words: "Sequence[str]") -> str:
-    """minimega's quoteJoin: words holding Go whitespace are strconv.Quote'd."""
-    from minishell.gostr import GO_SPACE, quote
+    """minimega's quoteJoin: words holding Go whitespace are quoted, the others go
+    as they are. minimega quotes with strconv.Quote, whose \\x01 and \\u2028 its own
+    lexer refuses; these quotes read back as the word, whatever it holds."""
+    from minishell.gostr import GO_SPACE
 
     return " ".join(
-        quote(word) if any(char in GO_SPACE for char in word) else word for word in words)
+        f'"{word.translate(_LEXER_ESCAPES)}"' if any(char in GO_SPACE for char in word)
+        else word for word in words)
 
 
 def with_namespace(namespace: str, command: str) -> str:
@@ -85,6 +103,60 @@ def connect(path: str) -> _socket.socket:
     return sock
 
 
+# stdin and stdout -----------------------------------------------------------------
+
+
+class _StdinFailure(Exception):
+    pass
+
+
+def _stdin_reader() -> "Iterator[bytes | memoryview]":
+    """stdin in blocks of whole lines, then an unterminated last line as it is;
+    _StdinFailure if a line reaches LINE_MAX or stdin fails.
+
+    stdin is read into one buffer, kept: os.read allocates its whole size for
+    every read, which for a big size is an mmap and an munmap per read,
+    measured at tens of us per message at low rates. A block may be a view of
+    that buffer: use it before taking the next.
+    """
+    error = os.environ.get(STDIN_ERROR_ENV)
+    if error:  # the C launcher could not give us stdin: it said why
+        raise _StdinFailure(f"read stdin: {error}")
+    lines = RawLines(LINE_TOO_LONG)
+    buffer = bytearray(_FIRST_CHUNK)
+    try:
+        while count := os.readv(0, (buffer,)):
+            if block := lines.feed_buffer(buffer, count):
+                yield block
+            if count == len(buffer) < _CHUNK:
+                buffer = bytearray(_CHUNK)
+    except OSError as failure:
+        raise _StdinFailure(f"read stdin: {_reason(failure)}") from None
+    except TooLong as failure:
+        raise _StdinFailure(str(failure)) from None
+    yield lines.partial
+
+
+def _write_all(data: bytes | memoryview, fd: int = 1) -> None:
+    view = memoryview(data)
+    with _StdoutFailures():
+        while view:
+            view = view[os.write(fd, view):]
+
+
+class _StdoutFailures:  # a context manager: contextlib would cost its import
+    """A failed write to stdout as a ClientError, but for a reader that left
+    (BrokenPipeError), which ends a client quietly with status 141."""
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: object) -> None:
+        if isinstance(error, OSError) and not isinstance(error, BrokenPipeError):
+            raise ClientError(f"write stdout: {_reason(error)}") from None
+
+
 # -pipe -----------------------------------------------------------------------
 
 
@@ -104,29 +176,21 @@ def open_raw_pipe(sock: _socket.socket, path: str, full_name: str,
     """Ask for a raw attachment; return what arrived after the server's ack."""
     received = b""
     try:
-        sock.sendall(b'{"PlumbPipe":%s,"Raw":true}\n' % json_string(full_name).encode())
+        sock.sendall(encode_pipe_request(full_name))
         sock.settimeout(ack_timeout)
-        while len(received) < len(RAW_ACK):
+        while not raw_ack_complete(received):
             data = sock.recv(1 << 16)
             if not data:
                 raise ClientError(f"connection to {path} lost")
             received += data
-            if not RAW_ACK.startswith(received[: len(RAW_ACK)]):
-                raise ClientError(NOT_RAW)
+    except ProtocolError as error:
+        raise ClientError(str(error)) from None
     except TimeoutError:
         raise ClientError(NOT_RAW) from None
     except OSError:
         raise ClientError(f"connection to {path} lost") from None
     sock.settimeout(None)
     return received[len(RAW_ACK):]
-
-
-def json_string(text: str) -> str:
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'  # most pipe names: no need to load _json
-    import _json
-
-    return str(_json.encode_basestring_ascii(text))
 
 
 class PipeAttachment:
@@ -166,8 +230,12 @@ class PipeAttachment:
         return _report(f"connection to {self._path} lost")
 
     def copy_stdin(self) -> None:
+        """Send stdin in blocks of whole lines; a last line without its newline
+        goes at the end, and the server adds the newline. Nothing of a line of
+        LINE_MAX bytes or more is sent."""
         try:
-            self._send_lines()
+            for block in _stdin_reader():
+                self._sock.sendall(block)
         except _StdinFailure as failure:
             self._failure = str(failure)
         except OSError:
@@ -181,183 +249,78 @@ class PipeAttachment:
         except OSError:
             pass
 
-    def _send_lines(self) -> None:
-        """Send stdin in whole chunks, holding back a line until its newline
-        arrives, so that nothing of a line of LINE_MAX bytes or more is sent.
-
-        Only a line that spans reads needs counting: one inside a read of at
-        most _CHUNK bytes is shorter than LINE_MAX.
-
-        stdin is read into one buffer, kept: os.read allocates its whole size
-        for every read, which for a big size is an mmap and an munmap per
-        read, measured at tens of us per message at low rates.
-        """
-        sock = self._sock
-        buffer = bytearray(_FIRST_CHUNK)
-        held = bytearray()  # the start of a line whose newline has not come
-        while count := _read_stdin(buffer):
-            with memoryview(buffer) as view:
-                last = buffer.rfind(b"\n", 0, count)
-                if last < 0:
-                    held += view[:count]
-                    if len(held) >= LINE_MAX:
-                        raise _StdinFailure("line longer than 1 MiB on stdin")
-                else:
-                    if held:
-                        if len(held) + buffer.find(b"\n", 0, count) >= LINE_MAX:
-                            raise _StdinFailure("line longer than 1 MiB on stdin")
-                        sock.sendall(held)
-                    sock.sendall(view[: last + 1])
-                    held = bytearray(view[last + 1: count])
-            if count == len(buffer) < _CHUNK:
-                buffer = bytearray(_CHUNK)
-        if held:  # a last line without its newline: the server adds it
-            sock.sendall(held)
-
-
-class _StdinFailure(Exception):
-    pass
-
-
-def _read_stdin(buffer: bytearray) -> int:
-    try:
-        return os.readv(0, (buffer,))
-    except OSError as error:
-        raise _StdinFailure(f"read stdin: {_reason(error)}") from None
-
-
-def _write_all(data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    with _StdoutFailures():
-        while view:
-            view = view[os.write(1, view):]
-
-
-class _StdoutFailures:  # a context manager: contextlib would cost its import
-    """A failed write to stdout as a ClientError, but for a reader that left
-    (BrokenPipeError), which ends a client quietly with status 141."""
-
-    def __enter__(self) -> None:
-        pass
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: object) -> None:
-        if isinstance(error, OSError) and not isinstance(error, BrokenPipeError):
-            raise ClientError(f"write stdout: {_reason(error)}") from None
-
 
 # -e and -attach: JSON requests and replies -------------------------------------
-
-
-class _JsonOptions:
-    """What the C scanner of json reads from its JSONDecoder."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = float
-
-
-Reply = dict[str, object]
 
 
 class Connection:
     """A command connection: JSON requests out, newline-terminated JSON replies in."""
 
     def __init__(self, path: str) -> None:
-        import _json
-
         self.path = path
-        self._scan_json = _json.make_scanner(_JsonOptions())  # type: ignore[arg-type]
         self._sock = connect(path)
-        self._received = bytearray()
-        self._scanned = 0  # bytes of _received known to hold no newline
+        self._replies = ReplyReader()
 
     def close(self) -> None:
         self._sock.close()
 
     def command(self, line: str) -> "Iterator[Reply]":
         """Every reply to one command, up to the one without More."""
-        self._send("Command", line)
+        self.send("Command", line)
+        return self.replies()
+
+    def replies(self) -> "Iterator[Reply]":
+        """The replies to the next command sent and not yet answered."""
         while True:
             reply = self._receive()
             yield reply
-            if not reply.get("More"):
+            if not reply.more:
                 return
 
     def suggest(self, text: str) -> list[str]:
-        self._send("Suggest", text)
-        found = self._receive().get("Suggest")
-        return [str(word) for word in found] if isinstance(found, list) else []
+        self.send("Suggest", text)
+        return self._receive().suggest
 
-    def _send(self, field: str, value: str) -> None:
-        request = f'{{"{field}":{json_string(value)}}}\n'
+    def send(self, field: str, value: str) -> None:
+        self.send_requests(encode_request(field, value))
+
+    def send_requests(self, requests: bytes | bytearray) -> None:
         try:
-            self._sock.sendall(request.encode())
+            self._sock.sendall(requests)
         except OSError:
             raise ClientError(f"connection to {self.path} lost") from None
 
     def _receive(self) -> Reply:
-        while True:
-            end = self._received.find(b"\n", self._scanned)
-            if end >= 0:
-                line = self._received[:end].decode(errors="replace")
-                del self._received[: end + 1]
-                self._scanned = 0
-                if line.strip():
-                    return self._decode(line)
-                continue
-            self._scanned = len(self._received)
-            try:
-                data = self._sock.recv(1 << 16)
-            except OSError:
-                data = b""
-            if not data:
-                raise ClientError(f"connection to {self.path} lost")
-            self._received += data
-
-    def _decode(self, line: str) -> Reply:
         try:
-            value, _ = self._scan_json(line, len(line) - len(line.lstrip()))
-        except (StopIteration, ValueError):
-            value = None
-        except SystemError:
-            # _json raises most syntax errors as json.decoder.JSONDecodeError,
-            # which it finds only when json is loaded; here it is not, on purpose.
-            value = None
-        except RecursionError:  # nested deeper than the interpreter's stack allows
-            value = None
-        if not isinstance(value, dict):
-            raise ClientError(f"unexpected reply from {self.path}: {line[:80]}")
-        return value
+            while (reply := self._replies.next_reply()) is None:
+                try:
+                    data = self._sock.recv(1 << 16)
+                except OSError:
+                    data = b""
+                if not data:
+                    raise ClientError(f"connection to {self.path} lost")
+                self._replies.feed(data)
+        except UnexpectedReply as error:
+            raise ClientError(f"unexpected reply from {self.path}: {error.excerpt}") from None
+        return reply
 
 
 def show(reply: Reply) -> bool:
     """Print a reply as minimega's clients do; True if it carried an error."""
+    if reply.rendered:
+        _write_all(f"{reply.rendered}\n".encode())
+    if not reply.errors:
+        return False
     from minishell.gostr import trim_space
 
-    rendered = reply.get("Rendered")
-    with _StdoutFailures():
-        if isinstance(rendered, str) and rendered:
-            sys.stdout.write(rendered + "\n")
-        sys.stdout.flush()
-    responses = reply.get("Resp")
-    errors = [
-        f"Error ({response.get('Host', '')}): {response['Error']}"
-        for response in (responses if isinstance(responses, list) else [])
-        if isinstance(response, dict) and response.get("Error")
-    ]
-    if errors:
-        sys.stderr.write(trim_space("\n".join(errors)) + "\n")
-        sys.stderr.flush()
-    return bool(errors)
+    errors = "\n".join(f"Error ({host}): {error}" for host, error in reply.errors)
+    os.write(2, f"{trim_space(errors)}\n".encode())
+    return True
 
 
-def run_and_show(connection: Connection, command: str) -> bool:
+def show_all(replies: "Iterator[Reply]") -> bool:
     failed = False
-    for reply in connection.command(command):
+    for reply in replies:
         failed |= show(reply)
     return failed
 
@@ -371,7 +334,7 @@ def execute(base: str, namespace: str, words: "Sequence[str]") -> int:
         try:
             if not command:  # minimega sends nothing either
                 return 0
-            return 1 if run_and_show(connection, with_namespace(namespace, command)) else 0
+            return 1 if show_all(connection.command(with_namespace(namespace, command))) else 0
         finally:
             connection.close()
     except ClientError as error:
@@ -388,41 +351,35 @@ QUIT_CAUTION = (
     "CAUTION: calling 'quit' will cause the minishell instance to exit\n"
     "If you really want to stop the minishell instance, enter 'quit' again\n"
 )
+# What a line of -attach asks for (_AttachedLines.decide), and a failure.
+_SKIP, _LEAVE, _CAUTION, _RUN, _QUIT, _FAIL = range(6)
 
 
 class _AttachedLines:
-    """minimega's attach loop, one line at a time: blank lines are skipped,
-    `disconnect` leaves, `quit` must be said twice in a row."""
+    """minimega's attach loop: blank lines are skipped, `disconnect` leaves, `quit`
+    must be said twice in a row, and then leaves."""
 
-    def __init__(self, connection: Connection, namespace: str) -> None:
-        self._connection = connection
-        self._namespace = namespace
-        self._quit_warned = False
-        self.failed = False
-
-    def run(self, text: str) -> bool:
-        """Run a line; False when the attachment is over."""
+    def __init__(self, namespace: str) -> None:
         from minishell.gostr import trim_space
 
-        line = trim_space(text)
+        self._namespace = namespace
+        self._quit_warned = False
+        self._trim_space = trim_space
+
+    def decide(self, text: str) -> tuple[int, str]:
+        """What to do with a line: one of _SKIP, _LEAVE, _CAUTION, or _RUN and _QUIT
+        with the command to send."""
+        line = self._trim_space(text)
         if not line:
-            return True
+            return _SKIP, ""
         if line == "disconnect":
-            return False
+            return _LEAVE, ""
         quitting = line in ("quit", "exit")  # exit: minishell's own word for quit
         if quitting and not self._quit_warned:
-            sys.stdout.write(QUIT_CAUTION)
-            sys.stdout.flush()
             self._quit_warned = True
-            return True
+            return _CAUTION, ""
         self._quit_warned = False
-        try:
-            self.failed |= run_and_show(self._connection, with_namespace(self._namespace, line))
-        except ClientError:
-            if quitting:  # the instance may close before it answers
-                return False
-            raise
-        return not quitting
+        return _QUIT if quitting else _RUN, with_namespace(self._namespace, line)
 
 
 def attach(base: str, namespace: str) -> int:
@@ -430,18 +387,91 @@ def attach(base: str, namespace: str) -> int:
     try:
         connection = Connection(socket_path(base))
         try:
-            lines = _AttachedLines(connection, namespace)
-            if not sys.stdin.isatty():
-                for line in sys.stdin:
-                    if not lines.run(line):
-                        break
-                return 1 if lines.failed else 0
-            _prompt(connection, namespace, lines)
+            if not os.isatty(0):
+                return _AttachedScript(connection, _AttachedLines(namespace)).run()
+            _prompt(connection, namespace, _AttachedLines(namespace))
             return 0
         finally:
             connection.close()
     except ClientError as error:
         return _report(str(error))
+
+
+class _AttachedScript:
+    """-attach without a terminal: stdin's lines, sent ahead of their replies.
+
+    A thread reads stdin and sends the commands of each read together, at most
+    _WINDOW of them ahead of their replies; the main thread takes what the
+    thread did, in order, and shows the replies, so that the output is what one
+    command at a time would print. The main thread is the one that ends the
+    process (Ctrl-C reaches it), as for -pipe.
+    """
+
+    def __init__(self, connection: Connection, lines: _AttachedLines) -> None:
+        import _queue
+
+        self._connection = connection
+        self._lines = lines
+        self._done: _queue.SimpleQueue[tuple[int, str]] = _queue.SimpleQueue()
+        self._room: _queue.SimpleQueue[None] = _queue.SimpleQueue()
+        for _ in range(_WINDOW):
+            self._room.put(None)
+
+    def run(self) -> int:
+        _thread.start_new_thread(self._send, ())
+        failed = False
+        while True:
+            what, text = self._done.get()
+            if what == _CAUTION:
+                _write_all(QUIT_CAUTION.encode())
+            elif what in (_RUN, _QUIT):
+                try:
+                    failed |= show_all(self._connection.replies())
+                except ClientError:
+                    if what == _QUIT:  # the instance may close before it answers
+                        break
+                    raise
+                self._room.put(None)
+                if what == _QUIT:
+                    break
+            elif what == _LEAVE:
+                break
+            else:  # a failure, shown where it happened among the output
+                return _report(text)
+        return 1 if failed else 0
+
+    def _send(self) -> None:
+        done, room, connection = self._done, self._room, self._connection
+        requests = bytearray()  # sent before any wait: their replies may be what it waits for
+        end = (_LEAVE, "")
+        try:
+            try:
+                for what, command in self._decided():
+                    if what == _SKIP or (what in (_RUN, _QUIT) and room.empty()):
+                        connection.send_requests(requests)
+                        requests.clear()
+                    if what in (_RUN, _QUIT):
+                        room.get()
+                        requests += encode_request("Command", command)
+                    if what != _SKIP:
+                        done.put((what, command))
+                    if what in (_LEAVE, _QUIT):
+                        break
+            except _StdinFailure as failure:
+                end = (_FAIL, str(failure))
+            connection.send_requests(requests)  # what came before the end, or a failure
+        except ClientError as failure:  # the main thread meets it too, in its turn
+            end = (_FAIL, str(failure))
+        done.put(end)
+
+    def _decided(self) -> "Iterator[tuple[int, str]]":
+        """What each line of stdin asks for, and (_SKIP, "") after each read's lines."""
+        for block in _stdin_reader():
+            for line in bytes(block).decode("utf-8", "surrogateescape").split("\n"):
+                what, command = self._lines.decide(line)
+                if what != _SKIP:
+                    yield what, command
+            yield _SKIP, ""
 
 
 def _prompt(connection: Connection, namespace: str, lines: _AttachedLines) -> None:
@@ -488,5 +518,15 @@ def _prompt(connection: Connection, namespace: str, lines: _AttachedLines) -> No
             return
         # A bracketed paste of several lines arrives as one text.
         for line in text.split("\n"):
-            if not lines.run(line):
+            what, command = lines.decide(line)
+            if what == _CAUTION:
+                _write_all(QUIT_CAUTION.encode())
+            elif what in (_RUN, _QUIT):
+                try:
+                    show_all(connection.command(command))
+                except ClientError:
+                    if what == _QUIT:  # the instance may close before it answers
+                        return
+                    raise
+            if what in (_LEAVE, _QUIT):
                 return

@@ -1,28 +1,36 @@
 """The control socket: minimega's wire protocol on `<base>/minimega`, so that
 `minishell -pipe/-e/-attach`, minimega's own clients and its Python bindings
-reach a running minishell.
+reach a running minishell. The bytes are minishell.protocol.control's; this
+module moves them.
 
-Each connection is a stream of JSON requests answered one by one (commands go
-through `Session.run_line`, like the prompt's), until a `PlumbPipe` request
-turns it into a pipe attachment for good: one reader and one writer of the
-pipe. minimega's clients then exchange a JSON string per message; minishell's
-client asks for `Raw` and both directions become plain newline-terminated
-bytes, moved in blocks: 256 KiB reads split at the last newline, one
-`Writer.write_lines` per block, one `send_all` per reader wake-up; a raw
-reader waiting for more takes small blocks straight from the writer's task
-(`Reader.send_directly`), which saves a scheduling round per sparse message.
+A command connection is a few tasks: one reads and frames requests ahead of
+the one being answered (a bounded number of them), and notices the client
+going away; one answers them in order, through `_answer`, the one place
+where the server asks the session; replies to requests sent ahead go out
+together, and one more task sees that none waits long (_Replies). A client
+that goes away cancels its command, as Ctrl-C at the prompt does; one that
+does not take its replies for `reply_patience` seconds is disconnected.
+
+A `PlumbPipe` request turns the connection into a pipe attachment for good:
+one reader and one writer of the pipe. minimega's clients then exchange a
+JSON string per message; minishell's client asks for `Raw` and both
+directions become plain newline-terminated bytes, moved in blocks: 256 KiB
+reads split at the last newline, one `Writer.write_lines` per block, one
+`send_all` per reader wake-up; a raw reader waiting for more takes small
+blocks straight from the writer's task (`Reader.send_directly`), which saves
+a scheduling round per sparse message.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
-import re
+import resource
+import select
 import stat
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 import trio
@@ -30,38 +38,66 @@ import trio
 from minishell.commands.registry import registry
 from minishell.plumber import Chunk, Reader, Writer
 from minishell.plumber.pipe import split_messages
-from minishell.render import json_responses, json_string, render
-from minishell.reply import Reply
+from minishell.protocol.control import (
+    LINE_MAX,
+    RAW_ACK,
+    JsonFramer,
+    ProtocolError,
+    RawLines,
+    Request,
+    RequestFramer,
+    TooLong,
+    decode_message,
+    encode_reply,
+    encode_suggest_reply,
+    go_json_string,
+    socket_path,
+)
+from minishell.render import json_responses, render
+from minishell.reply import Flags, Reply
 from minishell.session import Session
+
+__all__ = ["LINE_MAX", "ControlServer", "ServeError", "socket_path"]
 
 log = logging.getLogger("minishell.server")
 
-SOCKET_NAME = "minimega"  # the name minimega's own clients dial in their base folder
 READ_SIZE = 256 * 1024
-LINE_MAX = 1024 * 1024  # a line (newline excluded) this long or longer is refused
-RAW_ACK = b'{"Raw":true}\n'
 # The JSON encoding of a line under LINE_MAX is at most 6 bytes per byte (\u00XX), plus quotes.
 _JSON_LINE_MAX = 6 * LINE_MAX + 2
 _PROBE_TIMEOUT = 1.0
 _NEITHER = "must specify either command or suggest"
+# How long a reply may wait for its client to read, by default.
+REPLY_PATIENCE = 10.0
+# How often accept() is tried again while the process is out of file descriptors.
+ACCEPT_RETRY = 0.1
+# Requests read ahead of the one being answered, at most (either bound).
+_AHEAD_REQUESTS = 1024
+_AHEAD_BYTES = LINE_MAX
+# Reply bytes held back while more requests wait, at most, and for at most how long.
+_OUTBOX_MAX = 64 * 1024
+_LINGER = 0.002
+# A client that has half-closed may still vanish; looked for this often while it waits.
+_HANGUP_POLL = 0.5
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 
 class ServeError(Exception):
     """The socket cannot be served; str(error) is the one line to show."""
 
 
-def socket_path(base: str) -> str:
-    return os.path.join(base, SOCKET_NAME)
-
-
 class ControlServer:
     """Serves one Session on a Unix socket from `run` until `close` (or cancellation)."""
 
-    def __init__(self, session: Session, path: str) -> None:
+    def __init__(self, session: Session, path: str, *, reply_patience: float = REPLY_PATIENCE,
+                 accept_retry: float = ACCEPT_RETRY) -> None:
         self.session = session
+        self.plumber = session.plumber  # for pipe attachments
         self.path = path
+        self.reply_patience = reply_patience
+        self.accept_retry = accept_retry
         self._scope = trio.CancelScope()
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket we bound
+        self._empty_replies: dict[tuple[tuple[str, ...], Flags, bool], bytes] = {}
 
     async def run(self, *, force: bool = False,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -76,7 +112,7 @@ class ControlServer:
                 sock = await self._listen(force)
                 with sock:
                     task_status.started()
-                    await trio.serve_listeners(self._handle, [trio.SocketListener(sock)])
+                    await self._serve(trio.SocketListener(sock))
         finally:
             self._unlink()
 
@@ -163,6 +199,32 @@ class ControlServer:
             log.error("cannot remove %s: %s", self.path, _reason(error))
         self._identity = None
 
+    async def _serve(self, listener: trio.SocketListener) -> None:
+        """Accept connections, each a task of this nursery.
+
+        Out of file descriptors (or memory), accept() fails until a connection
+        closes: one warning when that starts, one when it ends, however long it
+        lasts (trio's serve_listeners logs a traceback every 0.1 s).
+        """
+        async with trio.open_nursery() as connections:
+            short = False
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as error:
+                    if error.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    if not short:
+                        log.warning("cannot accept connections: %s; clients wait until "
+                                    "some close", _capacity(error))
+                        short = True
+                    await trio.sleep(self.accept_retry)
+                    continue
+                if short:
+                    log.warning("accepting connections again")
+                    short = False
+                connections.start_soon(self._handle, stream)
+
     # -- one connection ---------------------------------------------------------------------
 
     async def _handle(self, stream: trio.SocketStream) -> None:
@@ -172,47 +234,89 @@ class ControlServer:
                 if attachment is not None:
                     await self._attach(stream, *attachment)
             except trio.BrokenResourceError:
-                log.info("client disconnected without waiting for its answer")
-            except _ProtocolError as error:
-                log.info("closing a connection: %s", error)
+                log.info("a client went away without waiting for its answer")
             except Exception:
                 # A bug must not take the daemon, its pipes and its other clients down.
                 log.exception("unexpected error on the control socket")
 
-    async def _converse(self, stream: trio.SocketStream) -> tuple[_Request, bytes] | None:
-        """Answer requests until EOF (None), or until one asks for a pipe: that request
-        and the bytes that came after it."""
-        requests = _JsonValues(stream)
-        while True:
-            value = requests.next_value()
-            if value is _INCOMPLETE:
-                if not await requests.receive():
-                    return None
-                continue
-            request = _request(value)
-            if request.plumb_pipe:
-                return request, requests.rest()
-            await stream.send_all(await self._answer(request))
+    async def _converse(self, stream: trio.SocketStream) -> tuple[Request, bytes] | None:
+        """Answer requests until the client leaves (None), or until one asks for a
+        pipe: that request and the bytes that came after it."""
+        requests = _Requests(stream)
+        answered = None
+        replies = _Replies(stream, self.reply_patience)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(requests.receive)
+            nursery.start_soon(replies.linger)
+            # The client's departure cancels this, and the command it was waiting for.
+            with requests.answering:
+                answered = await self._answer_in_turn(requests, replies)
+            nursery.cancel_scope.cancel()
+        if requests.answering.cancelled_caught:
+            log.info("a client went away: its command, if any, was cancelled")
+        return answered
 
-    async def _answer(self, request: _Request) -> bytes:
+    async def _answer_in_turn(self, requests: _Requests,
+                              replies: _Replies) -> tuple[Request, bytes] | None:
+        try:
+            while True:
+                request = requests.take()
+                if request is None:
+                    await replies.flush()
+                    request = await requests.wait()
+                if request is _END:
+                    await replies.flush()
+                    return None
+                if request.plumb_pipe:
+                    await replies.flush()
+                    return request, requests.rest()
+                await replies.send(await self._answer(request), hold=requests.waiting())
+                if request.refusal:
+                    await replies.flush()
+                    return None
+        except (trio.BrokenResourceError, ConnectionError):
+            log.info("a client went away before its replies were sent")
+        except _Stalled:
+            log.info("a client took no reply for %s s: disconnected", self.reply_patience)
+        return None
+
+    async def _answer(self, request: Request) -> bytes:
+        """A request's reply bytes: the one place where the server asks the session
+        (its replies to a command line, and completion)."""
         session = self.session
-        if (request.command == "") == (request.suggest == ""):
-            return _reply(session.error_reply(_NEITHER), more=False)
+        if request.refusal or (request.command == "") == (request.suggest == ""):
+            refused = session.error_reply(request.refusal or _NEITHER)
+            return encode_reply(json_responses(refused), render(refused), more=False)
         if request.suggest:
-            return _suggest_reply(registry().complete(request.suggest, session))
+            return encode_suggest_reply(registry().complete(request.suggest, session))
         replies = await session.run_line(request.command)
         if not replies:
-            return _reply(None, more=False)
+            return encode_reply(None, "", more=False)
         last = len(replies) - 1
-        return b"".join(_reply(reply, more=index != last) for index, reply in enumerate(replies))
+        return b"".join(self._encode(reply, more=index != last)
+                        for index, reply in enumerate(replies))
+
+    def _encode(self, reply: Reply, *, more: bool) -> bytes:
+        """A reply's bytes; those without any output (most writes) are made once."""
+        if any(r.response or r.error or r.header is not None or r.tabular is not None
+               for r in reply.responses):
+            return encode_reply(json_responses(reply), render(reply), more=more)
+        key = (tuple(r.host for r in reply.responses), reply.flags, more)
+        encoded = self._empty_replies.get(key)
+        if encoded is None:
+            if len(self._empty_replies) > 256:  # host names or flags that keep changing
+                self._empty_replies.clear()
+            encoded = encode_reply(json_responses(reply), render(reply), more=more)
+            self._empty_replies[key] = encoded
+        return encoded
 
     # -- a pipe attachment ------------------------------------------------------------------
 
-    async def _attach(self, stream: trio.SocketStream, request: _Request, leftover: bytes) -> None:
+    async def _attach(self, stream: trio.SocketStream, request: Request, leftover: bytes) -> None:
         """One reader and one writer of the pipe until the client's EOF (then drained),
         a refused line, a broken connection, or the end of the pipe."""
         name = request.plumb_pipe
-        plumber = self.session.plumber
+        plumber = self.plumber
         async with plumber.open_reader(name) as reader, trio.open_nursery() as nursery:
             async with plumber.open_writer(name) as writer:
                 # The body of the nursery handles its own errors: anything
@@ -225,221 +329,179 @@ class ControlServer:
                 if request.raw:
                     at_eof = await _take_raw(stream, writer, leftover)
                 else:
-                    at_eof = await _take_json(stream, writer, _JsonValues(stream, leftover))
+                    values = JsonFramer(_JSON_LINE_MAX, "message too long", leftover)
+                    at_eof = await _take_json(stream, writer, values)
             if at_eof:
                 reader.close()  # _deliver sends what is left, then ends the attachment
             else:
                 nursery.cancel_scope.cancel()
 
 
-# -- replies ----------------------------------------------------------------------------------
+# -- a command connection's two halves ------------------------------------------------------
 
 
-def _reply(reply: Reply | None, *, more: bool) -> bytes:
-    """miniclient.Response as Go's json.Encoder writes it, newline included."""
-    if reply is None:
-        resp, rendered = "null", '""'
-    else:
-        resp, rendered = json_responses(reply), json_string(render(reply))
-    more_text = "true" if more else "false"
-    return (f'{{"Resp":{resp},"Rendered":{rendered},"More":{more_text},"Status":false}}\n'
-            .encode())
+# Not a request: no more requests come on this connection (compared by identity).
+_END: Final = Request()
 
 
-def _suggest_reply(candidates: list[str]) -> bytes:
-    if not candidates:  # `json:",omitempty"`
-        return b'{"Resp":null,"Rendered":"","More":false,"Status":false}\n'
-    suggest = ",".join(json_string(candidate) for candidate in candidates)
-    return (f'{{"Resp":null,"Rendered":"","More":false,"Status":false,"Suggest":[{suggest}]}}\n'
-            .encode())
+class _Requests:
+    """A command connection's requests, read and framed ahead of the one being answered
+    (at most _AHEAD_REQUESTS or _AHEAD_BYTES of them), and its client's departure."""
 
-
-# -- requests ---------------------------------------------------------------------------------
-
-
-class _ProtocolError(Exception):
-    """The client broke the protocol; the connection is closed, as minimega does."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    command: str = ""
-    suggest: str = ""
-    plumb_pipe: str = ""
-    raw: bool = False
-
-
-# Go's decoder matches keys to field names case-insensitively.
-_FIELDS: Final = {"command": "command", "suggest": "suggest", "plumbpipe": "plumb_pipe",
-                  "raw": "raw"}
-
-
-def _request(value: object) -> _Request:
-    """A decoded JSON value as Go decodes it into miniclient.Request (plus `Raw`)."""
-    if value is None:  # null leaves every field empty
-        return _Request()
-    if not isinstance(value, dict):
-        raise _ProtocolError(f"a request must be a JSON object, not {type(value).__name__}")
-    fields: dict[str, str | bool] = {}
-    for key, item in value.items():
-        field = _FIELDS.get(key.lower())
-        if field is None or item is None:
-            continue
-        if not isinstance(item, bool if field == "raw" else str):
-            raise _ProtocolError(f"bad type for request field {key}")
-        fields[field] = item
-    return _Request(**fields)  # type: ignore[arg-type]
-
-
-class _Incomplete:
-    """The buffer does not hold a whole JSON value yet."""
-
-
-_INCOMPLETE: Final = _Incomplete()
-
-_SPACE = re.compile(rb"[ \t\r\n]*")
-_STRUCTURE = re.compile(rb'["{}\[\]]')
-_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # after the opening quote
-_SCALAR = re.compile(rb'[^ \t\r\n,:{}\[\]"]*')
-
-
-def _value_end(buffer: bytearray, start: int) -> int | None:
-    """Where the JSON value at `start` (not whitespace) ends; None if it is not all there.
-
-    Only the value's extent is found here; json.loads then checks it.
-    """
-    first = buffer[start]
-    if first == ord('"'):
-        string = _STRING_REST.match(buffer, start + 1)
-        return string.end() if string else None
-    if first in b"{[":
-        depth = 0
-        position = start
-        while (found := _STRUCTURE.search(buffer, position)) is not None:
-            char = buffer[found.start()]
-            if char == ord('"'):
-                string = _STRING_REST.match(buffer, found.end())
-                if string is None:
-                    return None
-                position = string.end()
-                continue
-            depth += 1 if char in b"{[" else -1
-            position = found.end()
-            if depth == 0:
-                return position
-        return None
-    end = _SCALAR.match(buffer, start).end()  # type: ignore[union-attr]
-    if end == start:
-        raise _ProtocolError(f"invalid character {chr(first)!r} in the request stream")
-    return end if end < len(buffer) else None  # a number goes on until a delimiter
-
-
-class _JsonValues:
-    """The JSON values a connection sends, each decoded as soon as it is whole.
-
-    Go's json.Encoder ends each value with a newline, but Go's decoder needs
-    none (minimega's Python bindings send none), so values are framed by
-    their own syntax.
-    """
-
-    __slots__ = ("_buffer", "_start", "_stream")
-
-    def __init__(self, stream: trio.SocketStream, buffer: bytes = b"") -> None:
+    def __init__(self, stream: trio.SocketStream) -> None:
         self._stream = stream
-        self._buffer = bytearray(buffer)
-        self._start = 0
+        self._framer = RequestFramer()
+        self._queue: deque[tuple[Request, int]] = deque()
+        self._queued_bytes = 0
+        self._arrival = trio.lowlevel.ParkingLot()
+        self._room = trio.lowlevel.ParkingLot()
+        self.answering = trio.CancelScope()  # cancelled when the client leaves
 
-    async def receive(self) -> bool:
-        """Read more; False at EOF (or when the connection broke)."""
-        try:
-            data = await self._stream.receive_some(READ_SIZE)
-        except trio.BrokenResourceError:
-            return False
-        if not data:
-            return False
-        del self._buffer[:self._start]
-        self._start = 0
-        self._buffer += data
-        return True
+    def waiting(self) -> bool:
+        """Whether more requests wait to be answered."""
+        return bool(self._queue)
 
-    def pending(self) -> int:
-        """How many bytes wait for the rest of their value."""
-        return len(self._buffer) - self._start
+    def take(self) -> Request | None:
+        """The next request, or None if none has come yet."""
+        if not self._queue:
+            return None
+        request, size = self._queue.popleft()
+        self._queued_bytes -= size
+        self._room.unpark_all()
+        return request
 
-    def next_value(self) -> object:
-        """The next whole value, or _INCOMPLETE."""
-        buffer = self._buffer
-        start = _SPACE.match(buffer, self._start).end()  # type: ignore[union-attr]
-        self._start = start
-        if start == len(buffer):
-            return _INCOMPLETE
-        end = _value_end(buffer, start)
-        if end is None:
-            return _INCOMPLETE
-        # Go replaces invalid UTF-8 with U+FFFD when it decodes.
-        text = buffer[start:end].decode("utf-8", "replace")
-        self._start = end
-        try:
-            return json.loads(text)
-        except (ValueError, RecursionError) as error:
-            raise _ProtocolError(f"invalid JSON: {error}") from None
+    async def wait(self) -> Request:
+        while not self._queue:
+            await self._arrival.park()
+        request = self.take()
+        assert request is not None
+        return request
 
     def rest(self) -> bytes:
-        """What follows the last value taken: the start of a raw pipe stream."""
-        return bytes(self._buffer[self._start:])
+        return self._framer.rest()
+
+    def _push(self, request: Request, size: int = 0) -> None:
+        self._queue.append((request, size))
+        self._queued_bytes += size
+        self._arrival.unpark_all()
+
+    async def receive(self) -> None:
+        """Read, frame and queue requests until a PlumbPipe request (whose bytes
+        after it are the attachment's), the end, or the client's departure."""
+        framer = self._framer
+        try:
+            while True:
+                before = framer.scanned
+                request = framer.next_request()
+                if request is None:
+                    data = await self._stream.receive_some(READ_SIZE)
+                    if not data:
+                        break
+                    framer.feed(data)
+                    continue
+                self._push(request, framer.scanned - before)
+                if request.plumb_pipe:
+                    return
+                while len(self._queue) >= _AHEAD_REQUESTS or self._queued_bytes >= _AHEAD_BYTES:
+                    await self._room.park()
+        except TooLong as error:
+            log.info("refusing a request of %d bytes or more", error.length)
+            self._push(Request(refusal=str(error)))
+            return
+        except ProtocolError as error:
+            log.info("closing a connection: %s", error)
+            self._push(_END)
+            return
+        except trio.BrokenResourceError:
+            self._went_away()
+            return
+        await self._at_eof()
+
+    async def _at_eof(self) -> None:
+        """The client sent its last request. It may still wait for the replies
+        (shut down its writing only), or have gone (closed the socket)."""
+        self._push(_END)
+        fd = self._stream.socket.fileno()
+        while True:
+            if _hung_up(fd):
+                self._went_away()
+                return
+            await trio.sleep(_HANGUP_POLL)
+
+    def _went_away(self) -> None:
+        """Nobody will read the replies: drop what is queued, cancel what runs."""
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._push(_END)
+        self.answering.cancel()
+
+
+class _Stalled(Exception):
+    """A client did not take a reply within the patience."""
+
+
+class _Replies:
+    """A command connection's replies.
+
+    A reply goes out at once, unless more requests wait to be answered: then
+    it is held, with those that follow, until no request waits, _OUTBOX_MAX
+    bytes are held, or _LINGER seconds have passed (`linger`, a task of the
+    connection, sees to that), so that a client sending ahead gets its replies
+    in a few large writes rather than one each, and no reply waits long behind
+    a command that takes its time. Waiting for the client to take them lasts at
+    most `patience` seconds.
+    """
+
+    def __init__(self, stream: trio.SocketStream, patience: float) -> None:
+        self._fd = stream.socket.fileno()
+        self._patience = patience
+        self._pending = bytearray()
+        self._failure: OSError | None = None  # met by `linger`, raised by `flush`
+        self._held = trio.lowlevel.ParkingLot()
+
+    async def send(self, reply: bytes, *, hold: bool) -> None:
+        if not self._pending and hold:
+            self._held.unpark_all()
+        self._pending += reply
+        if not hold or len(self._pending) > _OUTBOX_MAX:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send what is held, waiting for room at most `patience` seconds."""
+        with trio.move_on_after(self._patience) as waited:
+            while self._write():
+                await trio.lowlevel.wait_writable(self._fd)
+        if waited.cancelled_caught:
+            raise _Stalled
+        if self._failure is not None:
+            raise self._failure
+
+    async def linger(self) -> None:
+        while True:
+            await self._held.park()
+            await trio.sleep(_LINGER)
+            self._write()
+
+    def _write(self) -> bool:
+        """Write what the socket takes now; True if some is left for later."""
+        try:
+            while self._pending and self._failure is None:
+                del self._pending[:os.write(self._fd, self._pending)]
+        except BlockingIOError:
+            return True
+        except OSError as error:  # the client is gone
+            self._failure = error
+        return False
+
+
+def _hung_up(fd: int) -> bool:
+    """Whether the peer has closed its socket (not merely shut down its writing)."""
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    return any(events & (select.POLLHUP | select.POLLERR) for _, events in poll.poll(0))
 
 
 # -- the pipe data path -----------------------------------------------------------------------
-
-
-class _LineTooLong(Exception):
-    def __init__(self, length: int) -> None:
-        super().__init__(length)
-        self.length = length
-
-
-class _RawLines:
-    """Splits a raw byte stream into blocks of complete lines, checking their length.
-
-    It is fed reads of at most READ_SIZE bytes, less than LINE_MAX: a line can
-    only reach LINE_MAX by spanning reads, so only the line carried over from
-    earlier reads is measured, never the lines inside one read.
-    """
-
-    __slots__ = ("_partial", "_skip_newline")
-
-    def __init__(self) -> None:
-        self._partial = b""
-        # The newline that ends the `PlumbPipe` request, which may come later.
-        self._skip_newline = True
-
-    def feed(self, data: bytes) -> bytes:
-        """The complete lines that `data` finishes (b"" if none); raises _LineTooLong."""
-        if self._skip_newline:
-            self._skip_newline = False
-            if data.startswith(b"\n"):
-                data = data[1:]
-        last = data.rfind(b"\n")
-        partial = self._partial
-        if last < 0:
-            partial += data
-            if len(partial) >= LINE_MAX:
-                raise _LineTooLong(len(partial))
-            self._partial = partial
-            return b""
-        if partial:
-            first = len(partial) + data.find(b"\n")
-            if first >= LINE_MAX:
-                raise _LineTooLong(first)
-            block = b"".join((partial, memoryview(data)[:last + 1]))  # one copy, not two
-        else:
-            block = data if last == len(data) - 1 else data[:last + 1]
-        self._partial = data[last + 1:]
-        return block
-
-    def final(self) -> bytes:
-        """At EOF: an unterminated last line, completed."""
-        return self._partial + b"\n" if self._partial else b""
 
 
 async def _send_ack(stream: trio.SocketStream) -> bool:
@@ -451,8 +513,13 @@ async def _send_ack(stream: trio.SocketStream) -> bool:
 
 
 async def _take_raw(stream: trio.SocketStream, writer: Writer, leftover: bytes) -> bool:
-    """Client bytes -> pipe; True at the client's EOF, False if the attachment must go."""
-    lines = _RawLines()
+    """Client bytes -> pipe; True at the client's EOF, False if the attachment must go.
+
+    An unterminated last line is written only at a clean end: the client shut
+    down its writing and is still there for its echo. A client that died
+    mid-line (closed, reset) leaves its fragment unwritten.
+    """
+    lines = RawLines("line too long", skip_newline=True)
     fd = stream.socket.fileno()
     data = leftover  # sent right behind the request
     try:
@@ -464,10 +531,12 @@ async def _take_raw(stream: trio.SocketStream, writer: Writer, leftover: bytes) 
             data = await _read(fd)
             if not data:
                 break
-    except _LineTooLong as error:
+    except TooLong as error:
         _refused(writer, error.length)
         return False
     except ConnectionError:  # reset by a client that died with data unread
+        return False
+    if _hung_up(fd):
         return False
     await writer.write_lines(lines.final())
     return True
@@ -487,40 +556,33 @@ async def _read(fd: int) -> bytes:
             await trio.lowlevel.wait_readable(fd)
 
 
-def _message(value: object) -> bytes | None:
-    """A JSON-strings pipe message as bytes; None when there is nothing to write."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise _ProtocolError("a pipe attachment sends JSON strings")
-    try:
-        return value.encode()
-    except UnicodeEncodeError:  # a lone surrogate escape, which Go decodes as U+FFFD
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
-
-
-async def _take_json(stream: trio.SocketStream, writer: Writer, values: _JsonValues) -> bool:
+async def _take_json(stream: trio.SocketStream, writer: Writer, values: JsonFramer) -> bool:
     """minimega's clients: each JSON string one message. Runs of one-line messages
     go to the pipe as one block."""
     try:
         while True:
             if not await _write_json_strings(writer, values):
                 return False
-            if values.pending() > _JSON_LINE_MAX:
-                _refused(writer, values.pending())
-                return False
-            if not await values.receive():
+            try:
+                data = await stream.receive_some(READ_SIZE)
+            except trio.BrokenResourceError:
                 return True
-    except _ProtocolError as error:
+            if not data:
+                return True
+            values.feed(data)
+    except TooLong as error:
+        _refused(writer, error.length)
+        return False
+    except ProtocolError as error:
         log.info("pipe %s: closing an attachment: %s", writer.pipe_name, error)
         return False
 
 
-async def _write_json_strings(writer: Writer, values: _JsonValues) -> bool:
+async def _write_json_strings(writer: Writer, values: JsonFramer) -> bool:
     """Write the whole strings received so far; False if one was refused."""
     block = bytearray()
-    while (value := values.next_value()) is not _INCOMPLETE:
-        message = _message(value)
+    while (value := values.next_value()) is not None:
+        message = decode_message(value)
         if message is None:
             continue
         newline = message.find(b"\n")
@@ -550,7 +612,7 @@ def _refused(writer: Writer, length: int) -> None:
 def _json_messages(chunk: Chunk) -> bytes:
     """A chunk as minimega sends it to its clients: each message a JSON string."""
     messages = [chunk.data] if chunk.one_message else split_messages(chunk.data)
-    return "".join(json_string(message.decode("utf-8", "surrogateescape")) + "\n"
+    return "".join(go_json_string(message.decode("utf-8", "surrogateescape")) + "\n"
                    for message in messages).encode()
 
 
@@ -576,6 +638,15 @@ async def _deliver(stream: trio.SocketStream, reader: Reader, raw: bool,
     except trio.BrokenResourceError:
         log.info("pipe %s: a client went away", reader.pipe_name)
     attachment.cancel()
+
+
+def _capacity(error: OSError) -> str:
+    """Why accept() failed, with the limit to raise if it is ours."""
+    reason = _reason(error)
+    if error.errno == errno.EMFILE:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        reason += f" (the limit is {soft}: ulimit -n)"
+    return reason
 
 
 def _reason(error: OSError) -> str:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from minishell import __version__
 
 MINISHELL = [sys.executable, "-c", "import sys; from minishell.cli import main; sys.exit(main())"]
 
@@ -177,3 +182,48 @@ def test_a_reader_that_leaves_early_is_not_an_error() -> None:
         shell=True, capture_output=True, text=True, timeout=60, check=False)
     assert done.stdout.endswith(": x\n")
     assert done.stderr == ""
+
+
+def test_a_directory_as_stdin_is_one_line_or_not_read(
+        compiled_minishell: Path, tmp_path: Path) -> None:
+    """CPython dies before any code runs when its stdin is a directory (`Fatal
+    Python error: init_sys_streams`). The minishell command gives its Python
+    front end /dev/null instead: what needs no stdin runs, and what reads it
+    says `read stdin: is a directory`, as the compiled -pipe does."""
+    minishell = str(compiled_minishell)
+    base = tempfile.mkdtemp(prefix="msdir", dir="/tmp")  # a short socket path
+    (tmp_path / "t").write_text(".annotate false\necho hi\n")
+    (tmp_path / "t.want").write_text("## .annotate false\n## echo hi\nhi\n")
+    directory = os.open(tmp_path, os.O_RDONLY)
+    refused = (1, b"", b"minishell: read stdin: is a directory\n")
+    cases = {
+        ("-version",): (0, f"minishell {__version__}\n".encode(), b""),
+        ("-base", base, "-e", "echo", "caf\u00e9"): (0, "vm: caf\u00e9\n".encode(), b""),
+        ("-base", base, "-e", "echo", "cafe"): (0, b"vm: cafe\n", b""),
+        ("-base", base, "-attach"): refused,
+        ("-base", base, "-pipe", "caf\u00e9"): refused,
+        ("-base", base, "-pipe", "cafe"): refused,
+        ("-base", str(tmp_path / "script")): refused,
+        ("-replay", "-hostname", "vm", str(tmp_path / "t")): (0, b"1 passed, 0 failed\n", b""),
+    }
+    daemon = subprocess.Popen([minishell, "-base", base, "-nostdin", "-hostname", "vm"],
+                              stdin=directory, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(base, "minimega")):
+            assert daemon.poll() is None, daemon.communicate()[1]
+            assert time.monotonic() < deadline, "the daemon never listened"
+            time.sleep(0.01)
+        outcomes = {}
+        for args in cases:
+            done = subprocess.run([minishell, *args], stdin=directory, capture_output=True,
+                                  timeout=30, check=False)
+            outcomes[args] = (done.returncode, done.stdout, done.stderr)
+        subprocess.run([minishell, "-base", base, "-e", "quit"], stdin=directory, timeout=30,
+                       check=True)
+        assert daemon.wait(30) == 0
+    finally:
+        reap(daemon)
+        os.close(directory)
+        shutil.rmtree(base)
+    assert outcomes == cases

@@ -7,8 +7,10 @@ real server is met in test_end_to_end.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -27,10 +29,12 @@ from hypothesis import strategies as st
 from launchers import PYTHON_FRONT_END, install_launcher
 
 from minishell import client
-from minishell.cli import DEFAULT_BASE, ClientCall, scan_client
+from minishell.cli import ClientCall, scan_client
+from minishell.gostr import GO_SPACE
+from minishell.language.lexer import lex
+from minishell.protocol.control import DEFAULT_BASE, LINE_MAX, RAW_ACK
 
-LINE_MAX = client.LINE_MAX
-ACK = b'{"Raw":true}\n'
+ACK = RAW_ACK
 TIMEOUT = 20
 
 
@@ -66,6 +70,7 @@ class FakeServer:
         self.path = str(base / "minimega")
         self.requests: list[dict[str, object]] = []
         self.received = bytearray()  # raw bytes after a raw attachment
+        self.ahead = 0  # requests taken before the first reply, where a handler counts them
         self.handled = threading.Event()
         self._handler = handler
         self._stop = threading.Event()
@@ -336,6 +341,14 @@ def test_e_sends_quote_joined_words_and_prints_rendered(
         0, b'ran: pipe foo "two words" ""\n', b"")
 
 
+def test_e_quotes_words_so_that_the_lexer_reads_them_back(
+        base: Path, serve: Serve, minishell: list[str]) -> None:
+    """The compiled launcher hands words outside printable ASCII to Python: alike."""
+    server = serve(commands(echo_command))
+    assert run(minishell, "-base", str(base), "-e", "echo", "a\x01 b", "x\u2028y z").returncode == 0
+    assert server.requests == [{"Command": 'echo "a\x01 b" "x\u2028y z"'}]
+
+
 def test_e_sends_a_single_word_as_it_is(base: Path, serve: Serve, minishell: list[str]) -> None:
     server = serve(commands(echo_command))
     assert run(minishell, "-base", str(base), "-e", "pipe foo hi").returncode == 0
@@ -413,23 +426,18 @@ def replies_as_sent(*lines: bytes) -> Handler:
     ([rb'{"Rendered":"caf\u00e9 \ud83d\ude00 x\u00e9\n\ty","More":false,"Resp":[]}'],
      "café 😀 xé\n\ty\n", ""),
     ([rb'{"Rendered":"q\"b\\s\/n\nr\rt\tb\bf\f"}'], 'q"b\\s/n\nr\rt\tb\bf\f\n', ""),
-    ([b"", b"  \t", b'  {"Rendered":"a","More":true}', b'{"Rendered":"b"}'], "a\nb\n", ""),
-    ([b'{"Rendered":"x","More":1}', b'{"Rendered":"y","More":[]}', b'{"Rendered":"z"}'],
-     "x\ny\n", ""),
-    ([b'{"Rendered":"first","Rendered":"second","Rendered":5}'], "", ""),
-    ([b'{"Rendered":"first","Rendered":"second"}'], "second\n", ""),
+    ([b"", b"  \t\r", b'  {"Rendered":"a","More":true} \r', b'{"Rendered":"b"}'], "a\nb\n", ""),
     ([b'{"Rendered":"a\xffb\xe2\x82","Resp":null}'], "a\ufffdb\ufffd\n", ""),
-    ([b'{"Rendered":"ok"} and then garbage'], "ok\n", ""),
+    ([rb'{"Rendered":"a\ud800b\udc00","Resp":null}'], "a\ufffdb\ufffd\n", ""),  # as Go
     ([rb'{"Resp":[{"Host":"h1","Error":"e1"},{"Host":"h2","Error":""},{"Error":"e3\u3000 "},'
-      rb'5,null,{"Host":"h4","Error":"e4","Data":{"a":[1,2.5e-3,{"b":null}]}}],'
-      rb'"Rendered":"","Status":-1.5E3}'],
+      rb'{"Host":"h4","Response":"","Header":["a"],"Tabular":[["1"],[]],"Error":"e4",'
+      rb'"Data":{"a":[1,2.5e-3,{"b":null}],"a":-0.0e999}}],"Rendered":"","Status":true}'],
      "", "Error (h1): e1\nError (): e3\u3000 \nError (h4): e4\n"),
     ([rb'{"Resp":[{"Host":"h","Error":"bad\n\u00a0"}],"Rendered":"out"}'],
      "out\n", "Error (h): bad\n"),
-    ([b'{"Rendered":"a","More":1e-400}', b'{"Rendered":"b"}'], "a\n", ""),  # 0.0 is false
-    ([b'{"Rendered":"a","More":-0.0e5,"Resp":[{"Error":0.0}]}'], "a\n", ""),
-    ([b'{"Rendered":"r","X":' + b"7" * 4300 + b"}"], "r\n", ""),  # the most digits Python reads
-    ([b'{"Rendered":"r","X":' + b"[" * 400 + b"]" * 400 + b"}"], "r\n", ""),
+    ([b'{"Rendered":"r","Resp":[{"Data":' + b"7" * 5000 + b"}]}"], "r\n", ""),  # not read
+    ([b'{"Rendered":"r","Resp":[{"Data":' + b"[" * 64 + b"]" * 64 + b"}]}"], "r\n", ""),
+    ([b'{"Rendered":"s","Suggest":["pipe"]}'], "s\n", ""),
 ])
 def test_e_reads_replies_as_minimegas_clients_do(
         base: Path, serve: Serve, minishell: list[str],
@@ -449,8 +457,19 @@ def test_e_reads_replies_as_minimegas_clients_do(
     (("é".encode() + b"\xff") * 50, "é\ufffd" * 40),  # 80 characters
     (b"\x00", "\x00"),
     (b"x\x00yz", "x\x00yz"),
-    (b'{"X":' + b"7" * 4301 + b"}", '{"X":' + "7" * 75),  # Python refuses the int
-    (b'{"X":' + b"[" * 2000 + b"]" * 2000 + b"}", '{"X":' + "[" * 75),
+    # What Python's json would read but the reply format does not allow:
+    (b'{"Rendered":"x","More":1}', '{"Rendered":"x","More":1}'),
+    (b'{"Rendered":"a","More":null}', '{"Rendered":"a","More":null}'),
+    (b'{"Rendered":5}', '{"Rendered":5}'),
+    (b'{"Rendered":"first","Rendered":"second"}', '{"Rendered":"first","Rendered":"second"}'),
+    (b'{"Rendered":"ok"} and then garbage', '{"Rendered":"ok"} and then garbage'),
+    (b'{"Rendered":"ok","X":1}', '{"Rendered":"ok","X":1}'),
+    (b'{"Resp":[5]}', '{"Resp":[5]}'),
+    (b'{"Resp":[{"Error":0.0}]}', '{"Resp":[{"Error":0.0}]}'),
+    (b'{"Resp":[{"Host":"h","Data":NaN}]}', '{"Resp":[{"Host":"h","Data":NaN}]}'),
+    (b"\x0b{}", "\x0b{}"),  # not JSON's white space
+    (b'{"Resp":[{"Data":' + b"[" * 65 + b"]" * 65 + b"}]}", '{"Resp":[{"Data":' + "[" * 63),
+    (b'{"Resp":[{"Data":' + b"[" * 9000 + b"]" * 9000 + b"}]}", '{"Resp":[{"Data":' + "[" * 63),
 ])
 def test_e_names_a_reply_it_cannot_read(
         base: Path, serve: Serve, minishell: list[str], line: bytes, shown: str) -> None:
@@ -460,25 +479,47 @@ def test_e_names_a_reply_it_cannot_read(
     assert (done.returncode, done.stdout) == (1, b"")
 
 
-TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)  # no lone surrogates
+TEXT = st.text(max_size=12)  # lone surrogates too: written as \ud800 and the like
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+    st.none() | st.booleans() | st.integers() | st.floats() | TEXT,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
     max_leaves=8)
-RESPONSES = st.lists(
-    st.fixed_dictionaries({}, optional={"Host": TEXT, "Error": TEXT, "Data": JSON_VALUES})
-    | JSON_VALUES, max_size=3)
+STRINGS = st.lists(TEXT, max_size=3)
+RESPONSES = st.lists(st.fixed_dictionaries({}, optional={
+    "Host": TEXT, "Response": TEXT, "Error": TEXT, "Header": st.none() | STRINGS,
+    "Tabular": st.none() | st.lists(STRINGS, max_size=2), "Data": JSON_VALUES}), max_size=3)
 REPLIES = st.fixed_dictionaries({}, optional={
-    "Rendered": TEXT | JSON_VALUES, "Resp": RESPONSES | JSON_VALUES, "More": st.booleans(),
-    "Status": JSON_VALUES})
+    "Rendered": TEXT, "Resp": st.none() | RESPONSES, "More": st.booleans(),
+    "Status": st.booleans(), "Suggest": STRINGS})
+# The same with anything in the fields, and fields of no reply.
+ODD_REPLIES = st.fixed_dictionaries({}, optional={
+    "Rendered": TEXT | JSON_VALUES, "Resp": RESPONSES | st.lists(JSON_VALUES) | JSON_VALUES,
+    "More": JSON_VALUES, "Status": JSON_VALUES, "Suggest": JSON_VALUES, "Other": JSON_VALUES})
 
 
-@settings(max_examples=40, deadline=None)
-@given(replies=st.lists(REPLIES, min_size=1, max_size=3), ascii_only=st.booleans())
+def as_sent(reply: dict[str, object], ascii_only: bool, edit: str) -> bytes:
+    """A reply's line: as json writes it, with white space about it, with a key twice
+    (if the reply has Status), or with something after it."""
+    try:
+        line = json.dumps(reply, ensure_ascii=ascii_only).encode()
+    except UnicodeEncodeError:  # a lone surrogate, which only an escape can hold
+        line = json.dumps(reply).encode()
+    if edit == "spaced":
+        return b" \t" + line + b"\r"
+    if edit == "twice":
+        return b'{"Status":false' + (b"}" if line == b"{}" else b"," + line[1:])
+    return line + {"garbage": b" x", "two": b"{}"}.get(edit, b"")
+
+
+@settings(max_examples=60, deadline=None)
+@given(replies=st.lists(st.tuples(REPLIES | ODD_REPLIES, st.sampled_from(
+    ["as it is", "spaced", "twice", "garbage", "two"])), min_size=1, max_size=3),
+       ascii_only=st.booleans())
 def test_both_front_ends_show_any_replies_alike(
-        compiled_minishell: Path, replies: list[dict[str, object]], ascii_only: bool) -> None:
-    replies[-1]["More"] = False  # the last one ends the command
-    lines = [json.dumps(reply, ensure_ascii=ascii_only).encode() for reply in replies]
+        compiled_minishell: Path, replies: list[tuple[dict[str, object], str]],
+        ascii_only: bool) -> None:
+    replies[-1][0]["More"] = False  # the last one ends the command
+    lines = [as_sent(reply, ascii_only, edit) for reply, edit in replies]
     folder = Path(tempfile.mkdtemp(prefix="mscl", dir="/tmp"))
     server = FakeServer(folder, replies_as_sent(*lines))
     try:
@@ -545,6 +586,7 @@ def test_e_without_a_daemon(base: Path, minishell: list[str]) -> None:
 
 def test_the_client_path_imports_nothing_heavy(
         base: Path, serve: Serve) -> None:
+    """Nothing heavy, the protocol module included (test_protocol.py checks it alone)."""
     serve(commands(echo_command))
     serve(raw_echo, base / "raw")
     heavy = ("trio", "lark", "prompt_toolkit", "tabulate", "argparse", "logging", "json", "re",
@@ -558,11 +600,11 @@ def test_the_client_path_imports_nothing_heavy(
         f"            cli.main(['-base', {str(base / 'raw')!r}, '-pipe', 'foo'])]\n"
         f"loaded = sorted(m for m in set(sys.modules) - before\n"
         f"                if m in {heavy!r} or m.split('.')[0] in {heavy!r})\n"
-        "print(statuses, loaded)\n"
+        "print(statuses, loaded, 'minishell.protocol.control' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], input="hi\n", capture_output=True,
                           text=True, timeout=TIMEOUT, check=False)
-    assert done.stdout.splitlines()[-1] == "[0, 0] []"
+    assert done.stdout.splitlines()[-1] == "[0, 0] [] True"
 
 
 # -attach ------------------------------------------------------------------------
@@ -587,6 +629,73 @@ def test_attach_disconnect_leaves_and_errors_make_status_1(
     done = run(minishell, "-base", str(base), "-attach", stdin=b"oops\ndisconnect\nnever\n")
     assert server.requests == [{"Command": "oops"}]
     assert (done.returncode, done.stderr) == (1, b"Error (vm): bad\n")
+
+
+def test_attach_from_a_non_terminal_prints_in_the_order_of_its_lines(
+        base: Path, serve: Serve, minishell: list[str]) -> None:
+    """Commands go ahead of their replies, and the output is still what one command
+    at a time prints: replies, cautions and errors where their lines were."""
+    def replies(command: str) -> list[dict[str, object]]:
+        return [reply("", "bad")] if command == "fail" else echo_command(command)
+
+    server = serve(commands(replies))
+    script = b"echo a\nquit\necho b\nfail\n" + b"".join(b"echo %d\n" % n for n in range(3000))
+    done = run(minishell, "-base", str(base), "-attach", stdin=script + b"quit\nquit\nnever\n")
+    caution = client.QUIT_CAUTION.encode()
+    assert done.stdout == (b"ran: echo a\n" + caution + b"ran: echo b\n"
+                           + b"".join(b"ran: echo %d\n" % n for n in range(3000))
+                           + caution + b"ran: quit\n")
+    assert (done.returncode, done.stderr) == (1, b"Error (vm): bad\n")
+    assert len(server.requests) == 3004
+    assert server.requests[-1] == {"Command": "quit"}
+
+
+def test_attach_sends_at_most_256_commands_ahead_of_their_replies(
+        base: Path, serve: Serve, minishell: list[str]) -> None:
+    def hold_back(conn: socket.socket, server: FakeServer) -> None:
+        """Take requests without answering while they come, then answer them all."""
+        pending = bytearray()
+        conn.settimeout(0.5)
+        with contextlib.suppress(TimeoutError):
+            while len(server.requests) < 1000 and server.read_request(conn, pending):
+                pass
+        server.ahead = len(server.requests)
+        conn.settimeout(TIMEOUT)
+        conn.sendall(b"".join(json.dumps(reply()).encode() + b"\n"
+                              for _ in server.requests))
+        commands(lambda command: [reply()])(conn, server)
+
+    server = serve(hold_back)
+    done = run(minishell, "-base", str(base), "-attach",
+               stdin=b"".join(b"pipe foo %d\n" % n for n in range(1000)))
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    assert server.ahead == 256
+    assert len(server.requests) == 1000
+
+
+def test_attach_refuses_a_line_of_1_mib(base: Path, serve: Serve, minishell: list[str]) -> None:
+    server = serve(commands(echo_command))
+    done = run(minishell, "-base", str(base), "-attach",
+               stdin=b"echo before\n" + b"x" * LINE_MAX + b"\necho after\n")
+    assert done.stdout == b"ran: echo before\n"
+    assert (done.returncode, done.stderr) == (1, b"minishell: line longer than 1 MiB on stdin\n")
+    assert server.requests == [{"Command": "echo before"}]
+
+
+def test_attach_reading_an_endless_line_stops_at_1_mib(
+        base: Path, serve: Serve, minishell: list[str]) -> None:
+    """`minishell -attach < /dev/zero` grew to 4 GB in 6 s: with a limit on its
+    memory, that is a MemoryError at once."""
+    serve(commands(echo_command))
+
+    def little_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 29, 1 << 29))
+
+    with open("/dev/zero", "rb") as zero:
+        done = subprocess.run([*minishell, "-base", str(base), "-attach"], stdin=zero,
+                              capture_output=True, timeout=TIMEOUT, check=False,
+                              preexec_fn=little_memory)
+    assert (done.returncode, done.stderr) == (1, b"minishell: line longer than 1 MiB on stdin\n")
 
 
 PROMPT_ENV = {**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
@@ -619,12 +728,29 @@ def test_attach_prompt_completes_over_the_socket(
 @pytest.mark.parametrize(("words", "joined"), [
     (["pipe", "foo", "a b"], 'pipe foo "a b"'),
     (["pipe", "foo", '""'], 'pipe foo ""'),
-    (["tab\there", "new\nline"], '"tab\\there" "new\\nline"'),
-    (["nbsp\u00a0x", 'q"uote d'], '"nbsp\\u00a0x" "q\\"uote d"'),
+    (["tab\there", "new\nline", "cr\r"], '"tab\\there" "new\\nline" "cr\\r"'),
+    (["nbsp\u00a0x", 'q"uote d'], '"nbsp\u00a0x" "q\\"uote d"'),
     (["sep\u001fx"], "sep\u001fx"),  # not whitespace in Go, though Python says so
+    # Go's strconv.Quote writes \x01 and \u2028, which minicli's lexer refuses.
+    (["a\x01 b", "\u2028"], '"a\x01 b" "\u2028"'),
+    (["back\\slash #not 'a' comment"], '"back\\\\slash #not \'a\' comment"'),
 ])
 def test_quote_join(words: list[str], joined: str) -> None:
     assert client.quote_join(words) == joined
+
+
+PLAIN_WORDS = st.text(st.characters(exclude_characters=GO_SPACE + "\"'\\#"), min_size=1)
+SPACED_WORDS = st.builds(lambda before, space, after: before + space + after,
+                         st.text(), st.sampled_from(GO_SPACE), st.text())
+
+
+@settings(max_examples=500)
+@given(st.lists(SPACED_WORDS | PLAIN_WORDS, min_size=1, max_size=5))
+def test_a_quoted_join_lexes_back_to_its_words(words: list[str]) -> None:
+    """Words holding white space are quoted; the others, as minimega sends them as
+    they are, hold nothing the lexer reads specially."""
+    assert lex(client.quote_join(words)) == words
+    assert lex(client.with_namespace(words[0], "x")) == ["namespace", words[0], "x"]
 
 
 def test_namespace_prefix() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from test_cli import processes_with
 
 TIMEOUT = 30
 
@@ -273,3 +274,33 @@ def test_attach_prompt_runs_commands_and_completes_pipe_names(processes: Process
         shell.close(force=True)
     assert shell.exitstatus == 0
     assert processes.pipes()["minimega//tabby"]["previous"] == "again"
+
+
+def test_a_client_stopped_mid_command_cancels_it(processes: Processes) -> None:
+    """`timeout -s INT 1 minishell -e shell sleep 1007`: the sleep ends with its
+    client, and the next command does not wait for it. (The sleep is told apart
+    from its client by its path: the client's arguments hold `sleep` too.)"""
+    processes.daemon()
+    seconds = f"1007.{os.getpid()}{time.monotonic_ns() % 10**6:06d}"
+    client = processes.start("-e", "shell", "sleep", seconds, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + TIMEOUT
+    while not processes_with(f"/sleep\0{seconds}"):
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.01)
+    client.send_signal(signal.SIGINT)
+    assert client.wait(TIMEOUT) == 130
+    done = subprocess.run([*processes.minishell, "-base", str(processes.base), "-e", "echo",
+                           "next"], capture_output=True, timeout=5, check=False)
+    assert (done.returncode, done.stdout.endswith(b"next\n")) == (0, True)
+    while processes_with(f"/sleep\0{seconds}"):
+        assert time.monotonic() < deadline, "the abandoned command's program lives on"
+        time.sleep(0.01)
+
+
+def test_e_sends_any_word_so_that_the_instance_reads_it_back(processes: Processes) -> None:
+    """minimega's strconv.Quote wrote `\\x01` and `\\u2028`, which its lexer refuses."""
+    processes.daemon()
+    done = processes.run("-e", ".annotate", "false", "echo", "a\x01 b", "c\u2028 \"d\\",
+                         "e\tf")
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert done.stdout == "a\x01 b c\u2028 \"d\\ e\tf\n".encode()

@@ -12,6 +12,8 @@ import io
 import json
 import os
 import random
+import resource
+import select
 import shutil
 import signal
 import socket
@@ -19,13 +21,14 @@ import stat
 import subprocess
 import sys
 import sysconfig
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import minimega
 import pexpect
 import pytest
 import trio
+from test_cli import processes_with
 
 from minishell import kit
 from minishell.plumber import Plumber
@@ -36,6 +39,8 @@ TIMEOUT = 10
 RAW_ACK = b'{"Raw":true}\n'
 EMPTY_OK = (b'{"Resp":[{"Host":"vm","Response":"","Header":null,"Tabular":null,"Error":"",'
             b'"Data":null}],"Rendered":"","More":false,"Status":false}\n')
+ERROR_REPLY = (b'{"Resp":[{"Host":"vm","Response":"","Header":null,"Tabular":null,"Error":"%s",'
+               b'"Data":null}],"Rendered":"","More":false,"Status":false}\n')
 
 MINISHELL = [sys.executable, "-c", "import sys; from minishell.cli import main; sys.exit(main())"]
 DAEMON = [*MINISHELL, "-nostdin"]
@@ -158,6 +163,26 @@ def numbered(prefix: bytes, count: int) -> list[bytes]:
     return [b"%s %06d\n" % (prefix, index) for index in range(count)]
 
 
+async def wait_until(condition: Callable[[], bool]) -> None:
+    """Until `condition()` holds; the caller's fail_after bounds the wait."""
+    while True:
+        if condition():
+            return
+        await trio.sleep(0.01)
+
+
+def hung_up(client: Client) -> bool:
+    """Whether the server has closed the client's connection (read or not)."""
+    poll = select.poll()
+    poll.register(client.stream.socket.fileno(), select.POLLIN)
+    return any(events & select.POLLHUP for _, events in poll.poll(0))
+
+
+def unique_seconds() -> str:
+    """A sleep no other process has: its command line tells its process apart."""
+    return f"1007.{os.getpid()}{random.randrange(10**6):06d}"
+
+
 # -- fixtures ---------------------------------------------------------------------------------
 
 
@@ -169,14 +194,18 @@ def new_session(nursery: trio.Nursery, base: Path) -> Session:
 
 @pytest.fixture
 async def server(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[ControlServer]:
-    base = tmp_path / "base"
-    session = new_session(nursery, base)
-    await session.run_line(".annotate false")
-    served = ControlServer(session, socket_path(str(base)))
-    await nursery.start(served.run)
+    served = await serve(nursery, tmp_path / "base")
     yield served
     served.close()
-    await session.plumber.aclose()
+    await served.session.plumber.aclose()
+
+
+async def serve(nursery: trio.Nursery, base: Path, **options: float) -> ControlServer:
+    session = new_session(nursery, base)
+    await session.run_line(".annotate false")
+    served = ControlServer(session, socket_path(str(base)), **options)
+    await nursery.start(served.run)
+    return served
 
 
 async def listing(server: ControlServer) -> list[list[str]]:
@@ -440,6 +469,119 @@ async def test_a_broken_request_closes_only_its_connection(server: ControlServer
         assert await other.ask(command("pipe x y")) == EMPTY_OK
     assert (await listing(server))[0][2:5] == ["0", "0", "1"]
     await other.aclose()
+
+
+@pytest.mark.parametrize(("opening", "filler", "size"), [
+    (b"", b"[", 12 << 20), (b'{"Command":"pipe foo ', b"x", 40 << 20)])
+async def test_a_request_over_1_mib_gets_one_error_and_the_others_go_on(
+        server: ControlServer, opening: bytes, filler: bytes, size: int) -> None:
+    """A request that never ends (12 MiB of `[`, a 40 MiB string) is refused with
+    one error once past 1 MiB, and its connection closed; meanwhile every other
+    client's commands are answered at once."""
+    got: dict[str, bytes] = {}
+    with trio.fail_after(TIMEOUT):
+        other = await connect(server.path)
+        flood = await connect(server.path)
+        refused = trio.Event()
+
+        async def send_flood() -> None:
+            piece = filler * (65536 // len(filler))
+            with contextlib.suppress(trio.BrokenResourceError):
+                await flood.stream.send_all(opening)
+                for _ in range(size // len(piece)):
+                    await flood.stream.send_all(piece)
+
+        async def read_flood() -> None:
+            got["reply"] = await flood.line()
+            got["rest"] = await flood.rest()
+            refused.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_flood)
+            nursery.start_soon(read_flood)
+            while not refused.is_set():
+                with trio.fail_after(1):
+                    assert await other.ask(command("pipe x y")) == EMPTY_OK
+    assert got == {"reply": ERROR_REPLY % b"request longer than 1 MiB", "rest": b""}
+    await other.aclose()
+    await flood.aclose()
+
+
+async def test_lone_surrogates_read_as_u_fffd(server: ControlServer) -> None:
+    """Go reads a lone surrogate escape as U+FFFD; kept as such, it broke every listing."""
+    client = await connect(server.path)
+    with trio.fail_after(TIMEOUT):
+        assert await client.ask(b'{"Command":"pipe \\ud800 x"}') == EMPTY_OK
+        assert await client.ask(b'{"Command":"pipe foo \\udfff\\ud83d\\ude00"}') == EMPTY_OK
+        reply = json.loads(await client.ask(command(".columns name,previous pipe")))
+        assert reply["Resp"][0]["Tabular"] == [
+            ["minimega//foo", "\ufffd\U0001f600"], ["minimega//\ufffd", "x"]]
+        strings = await connect(server.path)
+        await strings.stream.send_all(b'{"PlumbPipe":"minimega//foo"}"\\udc80 js\\n"')
+        assert await strings.line() == '"\ufffd js\\n"\n'.encode()
+    assert [row[-1] for row in await listing(server)] == ["\ufffd js", "x"]
+    await client.aclose()
+    await strings.aclose()
+
+
+async def test_a_client_that_goes_away_cancels_its_command(server: ControlServer) -> None:
+    """As Ctrl-C at the prompt: its program is stopped, and the next command runs at once."""
+    seconds = unique_seconds()
+    with trio.fail_after(TIMEOUT):
+        leaving = await connect(server.path)
+        await leaving.stream.send_all(command(f"shell sleep {seconds}"))
+        await wait_until(lambda: bool(processes_with(f"/sleep\0{seconds}")))
+        await leaving.aclose()
+        other = await connect(server.path)
+        with trio.fail_after(2):
+            assert await other.ask(command("pipe x y")) == EMPTY_OK
+        await wait_until(lambda: not processes_with(f"/sleep\0{seconds}"))
+    await other.aclose()
+
+
+async def test_a_client_that_only_stops_writing_still_gets_every_reply(
+        server: ControlServer) -> None:
+    """A half-close (`socat`, `nc -N`) is no departure: the client still reads."""
+    client = await connect(server.path)
+    with trio.fail_after(TIMEOUT):
+        await client.stream.send_all(command("shell echo done") + command("echo two"))
+        await client.stream.send_eof()
+        replies = [json.loads(await client.line()) for _ in range(2)]
+        assert await client.rest() == b""
+    assert [reply["Resp"][0]["Response"] for reply in replies] == ["done\n", "two"]
+    await client.aclose()
+
+
+async def test_requests_sent_ahead_are_answered_in_order_and_none_waits_long(
+        server: ControlServer) -> None:
+    """Replies to requests sent ahead go out together, but none waits behind a
+    command that takes its time."""
+    client = await connect(server.path)
+    with trio.fail_after(TIMEOUT):
+        await client.stream.send_all(b"".join(command(f"echo {n}") for n in range(2000)))
+        replies = [json.loads(await client.line())["Rendered"] for _ in range(2000)]
+        assert replies == [str(n) for n in range(2000)]
+        await client.stream.send_all(command("echo first") + command("shell sleep 3"))
+        with trio.fail_after(1.5):
+            assert json.loads(await client.line())["Rendered"] == "first"
+    await client.aclose()
+
+
+async def test_a_client_that_takes_no_reply_is_disconnected_after_the_patience(
+        nursery: trio.Nursery, tmp_path: Path) -> None:
+    served = await serve(nursery, tmp_path / "base", reply_patience=0.2)
+    with trio.fail_after(TIMEOUT):
+        stalled = await connect(served.path)
+        # A reply larger than what the socket buffers hold, never read.
+        await stalled.stream.send_all(command("echo " + "x" * 600_000))
+        other = await connect(served.path)
+        assert await other.ask(command("pipe x y")) == EMPTY_OK
+        await wait_until(lambda: hung_up(stalled))
+        assert await other.ask(command("pipe x y")) == EMPTY_OK
+    for client in (stalled, other):
+        await client.aclose()
+    served.close()
+    await served.session.plumber.aclose()
 
 
 async def test_minimegas_python_bindings(server: ControlServer) -> None:
@@ -720,6 +862,53 @@ async def test_a_line_of_1_mib_is_refused_and_the_attachment_closed(
         await client.aclose()
 
 
+async def test_a_writer_that_dies_mid_line_delivers_no_fragment(server: ControlServer) -> None:
+    """Only a clean end of input (a half-close) completes a last line without a newline."""
+    dying_writer = [sys.executable, "-c", """if True:
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(sys.argv[1])
+        s.sendall(b'{"PlumbPipe":"minimega//foo","Raw":true}\\n')
+        echo = b'{"Raw":true}\\nwhole\\n'
+        got = b''
+        s.sendall(b'whole\\n')
+        while got != echo:  # nothing left unread: its death is an EOF, not a reset
+            got += s.recv(100)
+        s.sendall(b'fragment')
+        print('sent', flush=True)
+        sys.stdin.read()
+    """, server.path]
+    with trio.fail_after(TIMEOUT):
+        reader = await attach(server.path)
+        process = await trio.lowlevel.open_process(dying_writer, stdin=subprocess.PIPE,
+                                                   stdout=subprocess.PIPE)
+        try:
+            assert process.stdout is not None
+            said = b""
+            while not said.endswith(b"\n"):
+                said += await process.stdout.receive_some()
+            assert said == b"sent\n"
+            assert await reader.line() == b"whole\n"
+            process.kill()
+            await process.wait()
+        finally:
+            process.kill()
+            await process.wait()
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    await stream.aclose()
+        while True:  # until the writer is detached
+            if (await listing(server))[0][2:4] == ["1", "1"]:
+                break
+            await trio.sleep(0.01)
+        writer = await attach(server.path)
+        await writer.stream.send_all(b"after\n")
+        assert await reader.line() == b"after\n"
+    assert (await listing(server))[0][4:] == ["2", "", "after"]
+    await reader.aclose()
+    await writer.aclose()
+
+
 # -- minimega's JSON-strings attachments ----------------------------------------------------------
 
 
@@ -777,3 +966,52 @@ async def test_shutdown_mid_stream_ends_everything_and_leaves_no_fd(
             await client.aclose()
     await session.plumber.aclose()
     assert open_fds() == fds
+
+
+async def test_running_out_of_file_descriptors_is_one_warning_not_a_flood(
+        tmp_path: Path) -> None:
+    """With 80 idle clients and `ulimit -n 64`, accept() fails until some close:
+    one line when it starts, one when it ends (trio logs a traceback every 0.1 s)."""
+    base = tmp_path / "base"
+    path = socket_path(str(base))
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    stderr = bytearray()
+    with trio.fail_after(TIMEOUT):
+        daemon = await trio.lowlevel.open_process(
+            [*DAEMON, "-base", str(base), "-hostname", "vm"], stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, preexec_fn=low_limit)
+        assert daemon.stderr is not None
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def read_stderr() -> None:
+                    assert daemon.stderr is not None
+                    while chunk := await daemon.stderr.receive_some():
+                        stderr.extend(chunk)
+
+                nursery.start_soon(read_stderr)
+                await wait_served(path)
+                idle = [await trio.open_unix_socket(path) for _ in range(80)]
+                await wait_until(lambda: b"cannot accept" in stderr)
+                await trio.sleep(0.5)  # a shortage that lasts: five retries at least
+                for stream in idle:
+                    await stream.aclose()
+                client = await connect(path)
+                assert await client.ask(command("pipe x y")) == EMPTY_OK
+                await wait_until(lambda: b"accepting connections again" in stderr)
+                await client.aclose()
+                daemon.send_signal(signal.SIGTERM)
+                assert await daemon.wait() == 0
+        finally:
+            daemon.kill()
+            await daemon.wait()
+            await daemon.stderr.aclose()
+    lines = stderr.decode().splitlines()
+    assert all("WARN" in line for line in lines), lines
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "cannot accept connections: too many open files (the limit is 64: ulimit -n); "
+        "clients wait until some close",
+        "accepting connections again"]

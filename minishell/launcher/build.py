@@ -26,9 +26,9 @@ FRONT_END = "minishell-py"
 COMMAND = "minishell"
 
 
-def _compile_launcher() -> Callable[[Path], str | None]:
+def _compile_launcher() -> Callable[[Path, Path], str | None]:
     # setuptools loads this file by its path, not from a package; its helper is loaded alike.
-    compile_launcher: Callable[[Path], str | None] = runpy.run_path(
+    compile_launcher: Callable[[Path, Path], str | None] = runpy.run_path(
         str(HERE / "compile_launcher.py"))["compile_launcher"]
     return compile_launcher
 
@@ -39,7 +39,9 @@ class BuildScripts(build_scripts):
     def run(self) -> None:
         super().run()
         command = Path(self.build_dir, COMMAND)
-        failure = _compile_launcher()(command)
+        # The header made for it goes with the build's temporary files, not the scripts.
+        build_temp = Path(self.get_finalized_command("build").build_temp, "launcher")
+        failure = _compile_launcher()(command, build_temp)
         if failure is not None:
             self.warn(f"cannot compile {COMMAND} (the Python front end serves -pipe and -e "
                       f"instead, more slowly): {failure}")

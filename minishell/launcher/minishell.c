@@ -9,44 +9,39 @@
  * connection and reply included, takes about 2 ms and 1.2 MB (bench_socket.py).
  *
  * It is minishell/client.py again, byte for byte in what a user sees:
- * tests/test_client.py runs every client case against both. To stay small it
- * serves only command lines that it understands entirely: -pipe or -e, with
- * -base and -namespace, in printable ASCII. Anything else (-attach, other
- * flags, words that need minimega's full quoting, -h) goes to the Python front
- * end unchanged.
+ * tests/test_client.py runs every client case against both. The protocol is
+ * minishell/protocol/control.py's (its docstring defines the replies read
+ * here), and so are the constants PROTOCOL_*, which the build writes into
+ * minishell_protocol.h. To stay small it serves only command lines that it
+ * understands entirely: -pipe or -e, with -base and -namespace, in printable
+ * ASCII. Anything else (-attach, other flags, words outside printable ASCII,
+ * -h) goes to the Python front end unchanged.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#define DEFAULT_BASE "/tmp/minishell"
-#define DEFAULT_NAMESPACE "minimega"
-#define PYTHON_FRONT_END "minishell-py"
-/* minimega's TOKEN_MAX: a line this long (without its newline) is refused. */
-#define LINE_MAX_BYTES (1 << 20)
-/* Never more than LINE_MAX_BYTES: a line inside one read is then shorter. */
-#define CHUNK (1 << 20)
-/* How long -pipe waits for the server's ack: a minishell answers at once; a
- * real minimega never does (it ignores the Raw field). */
-#define ACK_TIMEOUT_MS 5000
-/* Deeper replies are "unexpected" (the Python client's limit is its recursion's). */
-#define JSON_DEPTH_MAX 512
-#define INT_DIGITS_MAX 4300
+#include "minishell_protocol.h"
 
-static const char RAW_ACK[] = "{\"Raw\":true}\n";
-#define RAW_ACK_LEN (sizeof RAW_ACK - 1)
-static const char NOT_RAW[] = "the server does not speak minishell's raw pipe protocol";
-static const char LINE_TOO_LONG[] = "line longer than 1 MiB on stdin";
+#define PYTHON_FRONT_END "minishell-py"
+/* Never more than PROTOCOL_LINE_MAX: a line inside one read is then shorter. */
+#define CHUNK (1 << 20)
+
+#define RAW_ACK_LEN (sizeof PROTOCOL_RAW_ACK - 1)
 
 /* Growable bytes ---------------------------------------------------------- */
 
@@ -72,7 +67,8 @@ static void buf_add(Buf *buf, const void *bytes, size_t count) {
         buf->data = grown;
         buf->cap = cap;
     }
-    memcpy(buf->data + buf->len, bytes, count);
+    if (count > 0) /* bytes may be the NULL of an empty Buf */
+        memcpy(buf->data + buf->len, bytes, count);
     buf->len += count;
     buf->data[buf->len] = '\0'; /* so that a Buf is also a C string */
 }
@@ -80,6 +76,17 @@ static void buf_add(Buf *buf, const void *bytes, size_t count) {
 static void buf_str(Buf *buf, const char *text) { buf_add(buf, text, strlen(text)); }
 
 static void buf_byte(Buf *buf, char byte) { buf_add(buf, &byte, 1); }
+
+/* The strings up to NULL, joined into a new C string. */
+static char *join(const char *first, ...) {
+    Buf text = {0};
+    va_list parts;
+    va_start(parts, first);
+    for (const char *part = first; part != NULL; part = va_arg(parts, const char *))
+        buf_str(&text, part);
+    va_end(parts);
+    return text.data;
+}
 
 /* Output and errors -------------------------------------------------------- */
 
@@ -113,9 +120,13 @@ static int report_bytes(const char *message, size_t length) {
 static int report(const char *message) { return report_bytes(message, strlen(message)); }
 
 /* Go's (and client.py's) wording of a system error: lower case. */
-static void add_reason(Buf *buf, int error) {
-    for (const char *c = strerror(error); *c; c++)
-        buf_byte(buf, (*c >= 'A' && *c <= 'Z') ? (char)(*c - 'A' + 'a') : *c);
+static const char *reason(int error) {
+    static __thread char text[128];
+    snprintf(text, sizeof text, "%s", strerror(error));
+    for (char *c = text; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    return text;
 }
 
 /* What a stdout that went away ends with: the status of SIGPIPE, no words. */
@@ -126,61 +137,44 @@ static int write_stdout(const char *bytes, size_t count) {
         return 0;
     if (errno == EPIPE)
         _exit(STATUS_STDOUT_GONE);
-    Buf message = {0};
-    buf_str(&message, "write stdout: ");
-    add_reason(&message, errno);
-    _exit(report(message.data));
+    _exit(report(join("write stdout: ", reason(errno), NULL)));
 }
 
 /* The socket --------------------------------------------------------------- */
 
 static char *socket_path(const char *base) {
-    /* os.path.join(base, "minimega") */
+    /* control.socket_path */
     Buf path = {0};
     buf_str(&path, base);
     if (path.len > 0 && path.data[path.len - 1] != '/')
         buf_byte(&path, '/');
-    buf_str(&path, "minimega");
+    buf_str(&path, PROTOCOL_SOCKET_NAME);
     return path.data;
 }
 
 static int report_lost(const char *path) {
-    Buf message = {0};
-    buf_str(&message, "connection to ");
-    buf_str(&message, path);
-    buf_str(&message, " lost");
-    return report(message.data);
+    return report(join("connection to ", path, " lost", NULL));
 }
 
 /* A connected socket, or -1 once the failure is reported. */
 static int connect_to(const char *path) {
-    Buf message = {0};
-    buf_str(&message, "cannot connect to ");
-    buf_str(&message, path);
-    buf_str(&message, ": ");
     struct sockaddr_un address = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof address.sun_path) {
-        buf_str(&message, "AF_UNIX path too long"); /* Python's words for it */
-        report(message.data);
-        return -1;
+    const char *failure = "AF_UNIX path too long"; /* Python's words for it */
+    if (strlen(path) < sizeof address.sun_path) {
+        strcpy(address.sun_path, path);
+        int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        while (sock >= 0 && connect(sock, (struct sockaddr *)&address, sizeof address) < 0) {
+            if (errno != EINTR) {
+                close(sock);
+                sock = -1;
+            }
+        }
+        if (sock >= 0)
+            return sock;
+        failure = reason(errno);
     }
-    strcpy(address.sun_path, path);
-    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (sock < 0) {
-        add_reason(&message, errno);
-        report(message.data);
-        return -1;
-    }
-    while (connect(sock, (struct sockaddr *)&address, sizeof address) < 0) {
-        if (errno == EINTR)
-            continue;
-        add_reason(&message, errno);
-        report(message.data);
-        close(sock);
-        return -1;
-    }
-    free(message.data);
-    return sock;
+    report(join("cannot connect to ", path, ": ", failure, NULL));
+    return -1;
 }
 
 /* Requests: JSON strings and minimega's quoting, for printable ASCII -------- */
@@ -206,8 +200,8 @@ static void add_json_string(Buf *buf, const char *text) {
     buf_byte(buf, '"');
 }
 
-/* minimega's quoteJoin: a word holding whitespace is strconv.Quote'd, which
- * for printable ASCII escapes only quotes and backslashes. */
+/* client.quote_join: a word holding whitespace is put in double quotes, with
+ * only quotes and backslashes escaped in printable ASCII. */
 static void add_quoted_words(Buf *buf, char *const *words, int count) {
     for (int i = 0; i < count; i++) {
         if (i > 0)
@@ -228,32 +222,25 @@ static struct {
      * ends the main thread's receiving: read after that. */
     int stdin_done;
     const char *failure;
-    Buf failure_text;
 } attachment;
 
-static char stdin_buffer[LINE_MAX_BYTES + CHUNK]; /* untouched pages cost nothing */
+static char stdin_buffer[PROTOCOL_LINE_MAX + CHUNK]; /* untouched pages cost nothing */
 static char socket_buffer[CHUNK];
 
-enum { SENT_ALL, STDIN_FAILED, SOCKET_GONE };
-
-static int stdin_failure(const char *message) {
-    buf_str(&attachment.failure_text, message);
-    return STDIN_FAILED;
-}
+static const char SOCKET_GONE[] = "the connection broke";
 
 /* Send stdin in whole lines, holding back a line until its newline arrives,
- * so that nothing of a line of LINE_MAX_BYTES or more is ever sent. Only a
- * line that spans reads needs counting: one inside a read is shorter. */
-static int send_lines(void) {
+ * so that nothing of a line of PROTOCOL_LINE_MAX bytes or more is ever sent.
+ * Only a line that spans reads needs counting: one inside a read is shorter.
+ * NULL once all is sent, else what went wrong. */
+static const char *send_lines(void) {
     size_t held = 0; /* the start of a line whose newline has not come */
     for (;;) {
         ssize_t count = read(0, stdin_buffer + held, CHUNK);
         if (count < 0) {
             if (errno == EINTR)
                 continue;
-            buf_str(&attachment.failure_text, "read stdin: ");
-            add_reason(&attachment.failure_text, errno);
-            return STDIN_FAILED;
+            return join("read stdin: ", reason(errno), NULL);
         }
         if (count == 0)
             break;
@@ -261,13 +248,13 @@ static int send_lines(void) {
         char *last = memrchr(fresh, '\n', (size_t)count);
         if (last == NULL) {
             held += (size_t)count;
-            if (held >= LINE_MAX_BYTES)
-                return stdin_failure(LINE_TOO_LONG);
+            if (held >= PROTOCOL_LINE_MAX)
+                return PROTOCOL_LINE_TOO_LONG;
             continue;
         }
         if (held > 0 && held + (size_t)((char *)memchr(fresh, '\n', (size_t)count) - fresh) >=
-                            LINE_MAX_BYTES)
-            return stdin_failure(LINE_TOO_LONG);
+                            PROTOCOL_LINE_MAX)
+            return PROTOCOL_LINE_TOO_LONG;
         size_t complete = (size_t)(last + 1 - stdin_buffer);
         if (write_all(attachment.sock, stdin_buffer, complete) < 0)
             return SOCKET_GONE;
@@ -277,23 +264,19 @@ static int send_lines(void) {
     /* a last line without its newline: the server adds it */
     if (held > 0 && write_all(attachment.sock, stdin_buffer, held) < 0)
         return SOCKET_GONE;
-    return SENT_ALL;
+    return NULL;
 }
 
 static void *copy_stdin(void *unused) {
     (void)unused;
-    switch (send_lines()) {
-    case SENT_ALL:
+    const char *failure = send_lines();
+    if (failure == NULL) {
         __atomic_store_n(&attachment.stdin_done, 1, __ATOMIC_SEQ_CST);
         shutdown(attachment.sock, SHUT_WR);
-        break;
-    case STDIN_FAILED:
+    } else if (failure != SOCKET_GONE) { /* which the main thread sees too */
         /* Stop receiving too: that wakes the main thread. */
-        __atomic_store_n(&attachment.failure, attachment.failure_text.data, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&attachment.failure, failure, __ATOMIC_SEQ_CST);
         shutdown(attachment.sock, SHUT_RDWR);
-        break;
-    default: /* the connection broke: the main thread sees it too */
-        break;
     }
     return NULL;
 }
@@ -309,12 +292,8 @@ static int run_attachment(const char *leftover, size_t leftover_len) {
     pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
     int error = pthread_create(&thread, &attributes, copy_stdin, NULL);
     pthread_attr_destroy(&attributes);
-    if (error != 0) {
-        Buf message = {0};
-        buf_str(&message, "cannot start a thread: ");
-        add_reason(&message, error);
-        return report(message.data);
-    }
+    if (error != 0)
+        return report(join("cannot start a thread: ", reason(error), NULL));
     write_stdout(leftover, leftover_len);
     for (;;) {
         ssize_t count = recv(attachment.sock, socket_buffer, sizeof socket_buffer, 0);
@@ -340,7 +319,7 @@ static int run_pipe(const char *base, const char *name) {
     Buf request = {0};
     buf_str(&request, "{\"PlumbPipe\":\"");
     if (strstr(name, "//") == NULL)
-        buf_str(&request, DEFAULT_NAMESPACE "//");
+        buf_str(&request, PROTOCOL_DEFAULT_NAMESPACE "//");
     add_escaped(&request, name);
     buf_str(&request, "\",\"Raw\":true}\n");
     if (write_all(sock, request.data, request.len) < 0)
@@ -349,11 +328,11 @@ static int run_pipe(const char *base, const char *name) {
     size_t have = 0;
     while (have < RAW_ACK_LEN) {
         struct pollfd ready = {.fd = sock, .events = POLLIN};
-        int polled = poll(&ready, 1, ACK_TIMEOUT_MS);
+        int polled = poll(&ready, 1, (int)(PROTOCOL_ACK_TIMEOUT * 1000));
         if (polled < 0 && errno == EINTR)
             continue;
         if (polled == 0)
-            return report(NOT_RAW);
+            return report(PROTOCOL_NOT_RAW);
         ssize_t count = polled < 0 ? -1 : recv(sock, received + have, sizeof received - have, 0);
         if (count < 0 && errno == EINTR)
             continue;
@@ -361,8 +340,8 @@ static int run_pipe(const char *base, const char *name) {
             return report_lost(path);
         have += (size_t)count;
         size_t compared = have < RAW_ACK_LEN ? have : RAW_ACK_LEN;
-        if (memcmp(received, RAW_ACK, compared) != 0)
-            return report(NOT_RAW);
+        if (memcmp(received, PROTOCOL_RAW_ACK, compared) != 0)
+            return report(PROTOCOL_NOT_RAW);
     }
     attachment.sock = sock;
     attachment.path = path;
@@ -378,70 +357,39 @@ static int run_pipe(const char *base, const char *name) {
 static size_t next_code_point(const unsigned char *text, const unsigned char *end,
                               uint32_t *code) {
     unsigned char lead = text[0];
-    if (lead < 0x80) {
-        *code = lead;
+    *code = lead;
+    if (lead < 0x80)
         return 1;
-    }
-    size_t length;
-    unsigned char low = 0x80, high = 0xBF; /* the second byte's range */
-    if (lead >= 0xC2 && lead <= 0xDF) {
-        length = 2;
-        *code = lead & 0x1F;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-        length = 3;
-        *code = lead & 0x0F;
-        if (lead == 0xE0)
-            low = 0xA0;
-        else if (lead == 0xED)
-            high = 0x9F; /* no surrogates */
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-        length = 4;
-        *code = lead & 0x07;
-        if (lead == 0xF0)
-            low = 0x90;
-        else if (lead == 0xF4)
-            high = 0x8F;
-    } else {
-        *code = REPLACEMENT;
+    *code = REPLACEMENT;
+    if (lead < 0xC2 || lead > 0xF4)
         return 1;
-    }
+    size_t length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    /* the second byte's range: none makes an overlong form, a surrogate, or more than U+10FFFF */
+    unsigned char low = lead == 0xE0 ? 0xA0 : lead == 0xF0 ? 0x90 : 0x80;
+    unsigned char high = lead == 0xED ? 0x9F : lead == 0xF4 ? 0x8F : 0xBF;
+    uint32_t value = lead & (0x7F >> length);
     for (size_t i = 1; i < length; i++) {
-        unsigned char byte = text + i < end ? text[i] : 0;
-        unsigned char min = i == 1 ? low : 0x80, max = i == 1 ? high : 0xBF;
-        if (text + i >= end || byte < min || byte > max) {
-            *code = REPLACEMENT;
+        if (text + i >= end || text[i] < (i == 1 ? low : 0x80) || text[i] > (i == 1 ? high : 0xBF))
             return i;
-        }
-        *code = (*code << 6) | (byte & 0x3F);
+        value = (value << 6) | (text[i] & 0x3F);
     }
+    *code = value;
     return length;
 }
 
 static void add_code_point(Buf *buf, uint32_t code) {
-    char bytes[4];
-    size_t length;
     if (code >= 0xD800 && code <= 0xDFFF)
         code = REPLACEMENT; /* a lone surrogate has no UTF-8 */
     if (code < 0x80) {
-        bytes[0] = (char)code;
-        length = 1;
-    } else if (code < 0x800) {
-        bytes[0] = (char)(0xC0 | (code >> 6));
-        bytes[1] = (char)(0x80 | (code & 0x3F));
-        length = 2;
-    } else if (code < 0x10000) {
-        bytes[0] = (char)(0xE0 | (code >> 12));
-        bytes[1] = (char)(0x80 | ((code >> 6) & 0x3F));
-        bytes[2] = (char)(0x80 | (code & 0x3F));
-        length = 3;
-    } else {
-        bytes[0] = (char)(0xF0 | (code >> 18));
-        bytes[1] = (char)(0x80 | ((code >> 12) & 0x3F));
-        bytes[2] = (char)(0x80 | ((code >> 6) & 0x3F));
-        bytes[3] = (char)(0x80 | (code & 0x3F));
-        length = 4;
+        buf_byte(buf, (char)code);
+        return;
     }
-    buf_add(buf, bytes, length);
+    int length = code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+    char bytes[4];
+    for (int i = length - 1; i > 0; i--, code >>= 6)
+        bytes[i] = (char)(0x80 | (code & 0x3F));
+    bytes[0] = (char)(((0xFF00 >> length) & 0xFF) | code);
+    buf_add(buf, bytes, (size_t)length);
 }
 
 /* Go's unicode.IsSpace */
@@ -469,7 +417,7 @@ static void trim_space(const char *text, size_t length, size_t *start, size_t *s
     }
 }
 
-/* JSON replies ----------------------------------------------------------------- */
+/* JSON replies: the format control.py's docstring defines ------------------------ */
 
 /* What -e prints of one reply, as minimega's clients do. */
 typedef struct {
@@ -497,32 +445,31 @@ static int take(Scan *scan, char expected) {
     return 0;
 }
 
+static int take_word(Scan *scan, const char *word) {
+    size_t length = strlen(word);
+    skip_space(scan);
+    if ((size_t)(scan->end - scan->at) >= length && memcmp(scan->at, word, length) == 0) {
+        scan->at += length;
+        return 1;
+    }
+    return 0;
+}
+
 static int hex_digits(Scan *scan, uint32_t *value) {
     *value = 0;
-    for (int i = 0; i < 4; i++) {
-        if (scan->at >= scan->end)
+    for (int i = 0; i < 4; i++, scan->at++) {
+        if (scan->at >= scan->end || !isxdigit(*scan->at))
             return 0;
-        unsigned char c = *scan->at++;
-        uint32_t digit;
-        if (c >= '0' && c <= '9')
-            digit = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            digit = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            digit = c - 'A' + 10;
-        else
-            return 0;
-        *value = *value << 4 | digit;
+        int digit = isdigit(*scan->at) ? *scan->at - '0' : (*scan->at | 0x20) - 'a' + 10;
+        *value = *value << 4 | (uint32_t)digit;
     }
     return 1;
 }
 
-/* A string at the scan (after optional space), decoded into out if given;
- * 0 if it is not valid strict JSON. */
-static int parse_string(Scan *scan, Buf *out, size_t *length) {
+/* A string, decoded into out if given (lone surrogates as U+FFFD). */
+static int parse_string(Scan *scan, Buf *out) {
     Buf ignored = {0};
     Buf *text = out ? out : &ignored;
-    size_t before = text->len;
     if (!take(scan, '"'))
         return 0;
     int valid = 0;
@@ -534,7 +481,7 @@ static int parse_string(Scan *scan, Buf *out, size_t *length) {
             break;
         }
         if (c < 0x20)
-            break; /* strict: no raw control characters */
+            break; /* no raw control characters */
         if (c != '\\') {
             uint32_t code;
             scan->at += next_code_point(scan->at, scan->end, &code);
@@ -562,246 +509,180 @@ static int parse_string(Scan *scan, Buf *out, size_t *length) {
         }
         add_code_point(text, code);
     }
-    if (length)
-        *length = text->len - before;
     free(ignored.data);
     return valid;
 }
 
-static int parse_number(Scan *scan, int *truthy) {
+static int take_digits(Scan *scan) {
     const unsigned char *start = scan->at;
+    while (scan->at < scan->end && *scan->at >= '0' && *scan->at <= '9')
+        scan->at++;
+    return scan->at > start;
+}
+
+/* A number, by RFC 8259's grammar; its value is never needed. */
+static int skip_number(Scan *scan) {
     if (scan->at < scan->end && *scan->at == '-')
         scan->at++;
-    if (scan->at >= scan->end || *scan->at < '0' || *scan->at > '9')
-        return 0;
-    if (*scan->at == '0')
+    if (scan->at < scan->end && *scan->at == '0')
         scan->at++;
-    else
-        while (scan->at < scan->end && *scan->at >= '0' && *scan->at <= '9')
-            scan->at++;
-    if (scan->at < scan->end && *scan->at == '.') {
-        const unsigned char *digits = ++scan->at;
-        while (scan->at < scan->end && *scan->at >= '0' && *scan->at <= '9')
-            scan->at++;
-        if (scan->at == digits)
-            return 0;
-    }
+    else if (scan->at >= scan->end || *scan->at < '1' || *scan->at > '9' || !take_digits(scan))
+        return 0;
+    if (scan->at < scan->end && *scan->at == '.' && (++scan->at, !take_digits(scan)))
+        return 0;
     if (scan->at < scan->end && (*scan->at == 'e' || *scan->at == 'E')) {
         scan->at++;
         if (scan->at < scan->end && (*scan->at == '+' || *scan->at == '-'))
             scan->at++;
-        const unsigned char *digits = scan->at;
-        while (scan->at < scan->end && *scan->at >= '0' && *scan->at <= '9')
-            scan->at++;
-        if (scan->at == digits)
-            return 0;
+        return take_digits(scan);
     }
-    size_t length = (size_t)(scan->at - start);
-    if (memchr(start, '.', length) == NULL && memchr(start, 'e', length) == NULL &&
-        memchr(start, 'E', length) == NULL) {
-        /* an int: Python refuses more than 4300 digits (sys.int_info) */
-        if (length - (*start == '-') > INT_DIGITS_MAX)
-            return 0;
-        *truthy = 0;
-        for (const unsigned char *c = start; c < scan->at; c++)
-            if (*c >= '1' && *c <= '9')
-                *truthy = 1;
-        return 1;
-    }
-    /* a float: false when it is 0.0, which 1e-400 is too */
-    char *text = strndup((const char *)start, length);
-    if (text == NULL)
-        out_of_memory();
-    *truthy = strtod(text, NULL) != 0;
-    free(text);
     return 1;
 }
 
-static int take_word(Scan *scan, const char *word) {
-    size_t length = strlen(word);
-    if ((size_t)(scan->end - scan->at) >= length && memcmp(scan->at, word, length) == 0) {
-        scan->at += length;
-        return 1;
-    }
-    return 0;
-}
-
-/* Any value, skipped; *truthy tells what Python's bool() of it would. */
-static int skip_value(Scan *scan, int depth, int *truthy) {
+/* Any value whose arrays and objects nest at most `depth` deep. */
+static int skip_value(Scan *scan, int depth) {
     skip_space(scan);
-    if (scan->at >= scan->end || depth > JSON_DEPTH_MAX)
+    if (scan->at >= scan->end)
         return 0;
-    size_t length;
-    switch (*scan->at) {
-    case '"':
-        if (!parse_string(scan, NULL, &length))
-            return 0;
-        *truthy = length > 0;
-        return 1;
-    case '{':
-    case '[': {
-        int object = *scan->at++ == '{', ignored;
+    if (*scan->at == '"')
+        return parse_string(scan, NULL);
+    if (*scan->at == '{' || *scan->at == '[') {
+        int object = *scan->at++ == '{';
         char close = object ? '}' : ']';
-        *truthy = 0;
+        if (depth == 0)
+            return 0;
         if (take(scan, close))
             return 1;
-        *truthy = 1;
         do {
-            if (object && (!parse_string(scan, NULL, &length) || !take(scan, ':')))
+            if (object && (!parse_string(scan, NULL) || !take(scan, ':')))
                 return 0;
-            if (!skip_value(scan, depth + 1, &ignored))
+            if (!skip_value(scan, depth - 1))
                 return 0;
         } while (take(scan, ','));
         return take(scan, close);
     }
-    case 't':
-        *truthy = 1;
-        return take_word(scan, "true");
-    case 'f':
-        *truthy = 0;
-        return take_word(scan, "false");
-    case 'n':
-        *truthy = 0;
-        return take_word(scan, "null");
-    case 'N': /* Python's json reads these too */
-        *truthy = 1;
-        return take_word(scan, "NaN");
-    case 'I':
-        *truthy = 1;
-        return take_word(scan, "Infinity");
-    default:
-        if (take_word(scan, "-Infinity")) {
-            *truthy = 1;
-            return 1;
-        }
-        return parse_number(scan, truthy);
-    }
+    return take_word(scan, "true") || take_word(scan, "false") || take_word(scan, "null") ||
+           skip_number(scan);
 }
 
-/* A field's text as Python's f-string would show a string; other values as
- * their JSON (minishell and minimega only ever send strings here). */
-static int field_text(Scan *scan, Buf *text, int *truthy) {
-    text->len = 0;
-    buf_add(text, "", 0);
-    skip_space(scan);
-    if (scan->at < scan->end && *scan->at == '"') {
-        size_t length;
-        if (!parse_string(scan, text, &length))
-            return 0;
-        *truthy = length > 0;
-        return 1;
-    }
-    const unsigned char *start = scan->at;
-    if (!skip_value(scan, 1, truthy))
+/* An array of strings; with `nested`, an array of such arrays. */
+static int skip_strings(Scan *scan, int nested) {
+    if (!take(scan, '['))
         return 0;
-    buf_add(text, start, (size_t)(scan->at - start));
-    return 1;
-}
-
-/* A decoded key is exactly this name (a key may hold "\u0000"). */
-static int key_is(const Buf *key, const char *name) {
-    return key->len == strlen(name) && memcmp(key->data, name, key->len) == 0;
-}
-
-/* One element of Resp: `Error (<Host>): <Error>` when its Error is truthy. */
-static int parse_response(Scan *scan, Buf *errors) {
-    Buf host = {0}, error = {0};
-    int has_error = 0, truthy, valid = 0;
-    scan->at++; /* the '{' */
-    if (take(scan, '}')) {
-        valid = 1;
-        goto done;
-    }
-    Buf key = {0};
-    do {
-        key.len = 0;
-        if (!parse_string(scan, &key, NULL) || !take(scan, ':'))
-            goto done_key;
-        if (key_is(&key, "Host")) {
-            if (!field_text(scan, &host, &truthy))
-                goto done_key;
-        } else if (key_is(&key, "Error")) {
-            if (!field_text(scan, &error, &has_error))
-                goto done_key;
-        } else if (!skip_value(scan, 2, &truthy)) {
-            goto done_key;
-        }
-    } while (take(scan, ','));
-    valid = take(scan, '}');
-done_key:
-    free(key.data);
-done:
-    if (valid && has_error) {
-        if (errors->len > 0)
-            buf_byte(errors, '\n');
-        buf_str(errors, "Error (");
-        if (host.data)
-            buf_add(errors, host.data, host.len);
-        buf_str(errors, "): ");
-        buf_add(errors, error.data, error.len);
-    }
-    free(host.data);
-    free(error.data);
-    return valid;
-}
-
-static int parse_resp(Scan *scan, Buf *errors) {
-    int truthy;
-    errors->len = 0; /* a repeated key: the last one counts */
-    skip_space(scan);
-    if (scan->at >= scan->end || *scan->at != '[')
-        return skip_value(scan, 1, &truthy);
-    scan->at++;
     if (take(scan, ']'))
         return 1;
     do {
-        skip_space(scan);
-        if (scan->at < scan->end && *scan->at == '{') {
-            if (!parse_response(scan, errors))
-                return 0;
-        } else if (!skip_value(scan, 2, &truthy)) {
+        if (nested ? !skip_strings(scan, 0) : !parse_string(scan, NULL))
             return 0;
-        }
     } while (take(scan, ','));
     return take(scan, ']');
 }
 
-/* A reply object; 0 if the line is not one. Trailing bytes are ignored, as
- * by client.py's scanner. */
-static int parse_reply(const char *line, size_t length, Reply *reply) {
-    Scan scan = {(const unsigned char *)line, (const unsigned char *)line + length};
+static int parse_bool(Scan *scan, int *value) {
+    *value = take_word(scan, "true");
+    return *value || take_word(scan, "false");
+}
+
+/* An object's key and its colon: its index in `names`, or -1 if it is none of
+ * them or comes a second time. */
+static int take_key(Scan *scan, const char *const *names, unsigned *seen) {
     Buf key = {0};
-    int valid = 0, truthy;
-    reply->rendered.len = reply->errors.len = 0;
-    reply->more = 0;
-    if (!take(&scan, '{'))
+    int found = -1;
+    if (parse_string(scan, &key) && take(scan, ':'))
+        for (int i = 0; names[i] != NULL; i++)
+            if (key.len == strlen(names[i]) && memcmp(key.data, names[i], key.len) == 0 &&
+                !(*seen & 1u << i)) {
+                *seen |= 1u << i;
+                found = i;
+            }
+    free(key.data);
+    return found;
+}
+
+static const char *const RESPONSE_KEYS[] = {"Host", "Error", "Response", "Header", "Tabular",
+                                            "Data", NULL};
+
+/* One object of Resp: `Error (<Host>): <Error>` added when its Error is not empty. */
+static int parse_response(Scan *scan, Buf *errors) {
+    Buf fields[2] = {{0}, {0}}; /* Host, Error */
+    unsigned seen = 0;
+    int valid = take(scan, '{');
+    if (valid && !take(scan, '}')) {
+        do {
+            int key = take_key(scan, RESPONSE_KEYS, &seen);
+            if (key == 0 || key == 1)
+                valid = parse_string(scan, &fields[key]);
+            else if (key == 2)
+                valid = parse_string(scan, NULL);
+            else if (key == 3 || key == 4)
+                valid = take_word(scan, "null") || skip_strings(scan, key == 4);
+            else
+                valid = key == 5 && skip_value(scan, PROTOCOL_DATA_DEPTH_MAX);
+        } while (valid && take(scan, ','));
+        valid = valid && take(scan, '}');
+    }
+    if (valid && fields[1].len > 0) {
+        if (errors->len > 0)
+            buf_byte(errors, '\n');
+        buf_str(errors, "Error (");
+        buf_add(errors, fields[0].data, fields[0].len);
+        buf_str(errors, "): ");
+        buf_add(errors, fields[1].data, fields[1].len);
+    }
+    free(fields[0].data);
+    free(fields[1].data);
+    return valid;
+}
+
+static int parse_resp(Scan *scan, Buf *errors) {
+    if (take_word(scan, "null"))
+        return 1;
+    if (!take(scan, '['))
         return 0;
-    if (take(&scan, '}'))
+    if (take(scan, ']'))
         return 1;
     do {
-        key.len = 0;
-        if (!parse_string(&scan, &key, NULL) || !take(&scan, ':'))
-            goto done;
-        skip_space(&scan);
-        if (key_is(&key, "Rendered")) { /* shown only when it is a string */
-            reply->rendered.len = 0;
-            if (scan.at < scan.end && *scan.at == '"' ? !parse_string(&scan, &reply->rendered, NULL)
-                                                       : !skip_value(&scan, 1, &truthy))
-                goto done;
-        } else if (key_is(&key, "More")) {
-            if (!skip_value(&scan, 1, &reply->more))
-                goto done;
-        } else if (key_is(&key, "Resp")) {
-            if (!parse_resp(&scan, &reply->errors))
-                goto done;
-        } else if (!skip_value(&scan, 1, &truthy)) {
-            goto done;
-        }
-    } while (take(&scan, ','));
-    valid = take(&scan, '}');
-done:
-    free(key.data);
-    return valid;
+        if (!parse_response(scan, errors))
+            return 0;
+    } while (take(scan, ','));
+    return take(scan, ']');
+}
+
+static const char *const REPLY_KEYS[] = {"Resp", "Rendered", "More", "Status", "Suggest", NULL};
+
+/* A reply line; 0 if it is not one. */
+static int parse_reply(const char *line, size_t length, Reply *reply) {
+    Scan scan = {(const unsigned char *)line, (const unsigned char *)line + length};
+    unsigned seen = 0;
+    int valid = take(&scan, '{'), status;
+    reply->rendered.len = reply->errors.len = 0;
+    reply->more = 0;
+    if (valid && !take(&scan, '}')) {
+        do {
+            switch (take_key(&scan, REPLY_KEYS, &seen)) {
+            case 0:
+                valid = parse_resp(&scan, &reply->errors);
+                break;
+            case 1:
+                valid = parse_string(&scan, &reply->rendered);
+                break;
+            case 2:
+                valid = parse_bool(&scan, &reply->more);
+                break;
+            case 3:
+                valid = parse_bool(&scan, &status);
+                break;
+            case 4:
+                valid = skip_strings(&scan, 0);
+                break;
+            default:
+                valid = 0;
+            }
+        } while (valid && take(&scan, ','));
+        valid = valid && take(&scan, '}');
+    }
+    skip_space(&scan);
+    return valid && scan.at == scan.end;
 }
 
 /* -e ------------------------------------------------------------------------------ */
@@ -813,7 +694,7 @@ static int report_unexpected(const char *path, const char *line, size_t length) 
     buf_str(&message, path);
     buf_str(&message, ": ");
     const unsigned char *at = (const unsigned char *)line, *end = at + length;
-    for (int shown = 0; at < end && shown < 80; shown++) {
+    for (int shown = 0; at < end && shown < PROTOCOL_EXCERPT_CHARS; shown++) {
         uint32_t code;
         at += next_code_point(at, end, &code);
         add_code_point(&message, code);
@@ -887,9 +768,9 @@ static int run_execute(const char *base, const char *namespace, char *const *wor
             continue;
         }
         size_t length = (size_t)(newline - received.data);
-        int blank = 1;
+        int blank = 1; /* JSON's white space alone */
         for (size_t i = 0; i < length && blank; i++)
-            blank = received.data[i] != '\0' && strchr(" \t\n\r\v\f", received.data[i]) != NULL;
+            blank = received.data[i] == ' ' || received.data[i] == '\t' || received.data[i] == '\r';
         if (!blank) {
             if (!parse_reply(received.data, length, &reply))
                 return report_unexpected(path, received.data, length);
@@ -907,6 +788,17 @@ static int run_execute(const char *base, const char *namespace, char *const *wor
 
 /* Run the Python front end beside this program with the same arguments. */
 static int hand_to_python(char **argv) {
+    struct stat input;
+    if (fstat(0, &input) == 0 && S_ISDIR(input.st_mode)) {
+        /* CPython dies before any code runs when its stdin is a directory: give
+         * it /dev/null, and say why to whatever means to read stdin. */
+        int null = open("/dev/null", O_RDONLY);
+        if (null > 0) {
+            dup2(null, 0);
+            close(null);
+        }
+        setenv(PROTOCOL_STDIN_ERROR_ENV, reason(EISDIR), 1);
+    }
     char self[PATH_MAX];
     ssize_t length = readlink("/proc/self/exe", self, sizeof self - 1);
     Buf front_end = {0};
@@ -925,12 +817,7 @@ static int hand_to_python(char **argv) {
         execv(front_end.data, argv);
     else /* found on PATH: so is its neighbour */
         execvp(front_end.data, argv);
-    Buf message = {0};
-    buf_str(&message, "cannot run ");
-    buf_str(&message, front_end.data);
-    buf_str(&message, ": ");
-    add_reason(&message, errno);
-    return report(message.data);
+    return report(join("cannot run ", front_end.data, ": ", reason(errno), NULL));
 }
 
 /* Ctrl-C: the status the Python client returns for it. A plain exit, not death
@@ -946,7 +833,7 @@ int main(int argc, char **argv) {
     /* cli.scan_client: the client call that argv spells plainly. Flags come
      * first, as Go's flag package wants them (-e takes the words after the
      * last flag); anything this scan does not know goes to Python. */
-    const char *base = DEFAULT_BASE, *namespace = "", *pipe_name = "";
+    const char *base = PROTOCOL_DEFAULT_BASE, *namespace = "", *pipe_name = "";
     int e = 0, attach = 0, index = 1;
     for (; index < argc; index++) {
         const char *arg = argv[index];
@@ -990,7 +877,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < word_count; i++)
         plain &= printable_ascii(words[i]);
     if (!plain)
-        return hand_to_python(argv); /* minimega's quoting of any text is Python's */
+        return hand_to_python(argv); /* the quoting of any text is Python's */
     (void)attach; /* -pipe and -e come before it, as in minimega */
     signal(SIGPIPE, SIG_IGN); /* a stdout that goes away is an EPIPE: status 141 */
     signal(SIGINT, interrupted);

@@ -270,7 +270,7 @@ class ControlServer:
                 if request.plumb_pipe:
                     await replies.flush()
                     return request, requests.rest()
-                await replies.send(await self._answer(request), hold=requests.waiting())
+                await self._answer(request, replies, hold=requests.waiting())
                 if request.refusal:
                     await replies.flush()
                     return None
@@ -280,21 +280,36 @@ class ControlServer:
             log.info("a client took no reply for %s s: disconnected", self.reply_patience)
         return None
 
-    async def _answer(self, request: Request) -> bytes:
-        """A request's reply bytes: the one place where the server asks the session
-        (its replies to a command line, and completion)."""
+    async def _answer(self, request: Request, replies: _Replies, *, hold: bool) -> None:
+        """Answer a request: the one place where the server asks the session (its
+        replies to a command line, and completion).
+
+        A command's replies go out as they come (`read` of a long script makes
+        one per line), each but the last with More set: so the one before is
+        held back until the next one shows whether more come, as minimega does.
+        """
         session = self.session
         if request.refusal or (request.command == "") == (request.suggest == ""):
             refused = session.error_reply(request.refusal or _NEITHER)
-            return encode_reply(json_responses(refused), render(refused), more=False)
+            await replies.send(encode_reply(json_responses(refused), render(refused),
+                                            more=False), hold=hold)
+            return
         if request.suggest:
-            return encode_suggest_reply(registry().complete(request.suggest, session))
-        replies = await session.run_line(request.command)
-        if not replies:
-            return encode_reply(None, "", more=False)
-        last = len(replies) - 1
-        return b"".join(self._encode(reply, more=index != last)
-                        for index, reply in enumerate(replies))
+            await replies.send(encode_suggest_reply(registry().complete(request.suggest, session)),
+                               hold=hold)
+            return
+        previous: Reply | None = None
+
+        async def stream(reply: Reply) -> None:
+            nonlocal previous
+            if previous is not None:
+                await replies.send(self._encode(previous, more=True), hold=True)
+            previous = reply
+
+        await session.run(request.command, stream)
+        last = encode_reply(None, "", more=False) if previous is None else self._encode(
+            previous, more=False)
+        await replies.send(last, hold=hold)
 
     def _encode(self, reply: Reply, *, more: bool) -> bytes:
         """A reply's bytes; those without any output (most writes) are made once."""

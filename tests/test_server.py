@@ -421,6 +421,26 @@ async def test_several_responses_come_with_more(server: ControlServer, tmp_path:
     await client.aclose()
 
 
+async def test_replies_go_out_while_the_command_runs(server: ControlServer,
+                                                     tmp_path: Path) -> None:
+    """A script's replies stream: the first is out while the script still runs (so
+    a script of any length needs no memory for replies it has already sent)."""
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    script = tmp_path / "slow.mm"
+    script.write_text(f"echo one\necho two\nshell cat {gate}\necho last\n")
+    client = await connect(server.path)
+    with trio.fail_after(TIMEOUT):
+        await client.stream.send_all(command(f"read {script}"))
+        first = json.loads(await client.line())
+        assert (first["Rendered"], first["More"]) == ("one", True)
+        await trio.to_thread.run_sync(gate.write_text, "released\n")
+        rest = [json.loads(await client.line()) for _ in range(3)]
+    assert [(reply["Rendered"], reply["More"]) for reply in rest] == [
+        ("two", True), ("released", True), ("last", False)]
+    await client.aclose()
+
+
 async def test_suggest_and_the_neither_error(server: ControlServer) -> None:
     neither = (b'{"Resp":[{"Host":"vm","Response":"","Header":null,"Tabular":null,'
                b'"Error":"must specify either command or suggest","Data":null}],"Rendered":"",'

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from minishell.gostr import GO_SPACE, trim_space
+from minishell.protocol.control import go_json_string
 from minishell.ranges import unsplit_list
 from minishell.reply import MODE_CSV, MODE_JSON, Reply, Response
 
@@ -555,28 +556,9 @@ def _csv_record(fields: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------------------------- JSON
 
-# encoding/json as of go1.19: \b and \f are still \u0008 and \u000c (Go 1.22 changed
-# that); <, >, & and U+2028/9 are escaped for HTML. A lone surrogate stands for an
-# invalid UTF-8 byte (surrogateescape), which Go writes as \ufffd.
-_JSON_ESCAPES = {chr(code): f"\\u{code:04x}" for code in range(0x20)} | {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "<": "\\u003c",
-    ">": "\\u003e",
-    "&": "\\u0026",
-    "\u2028": "\\u2028",
-    "\u2029": "\\u2029",
-}
-_JSON_SPECIAL = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029\ud800-\udfff]')
-
-
-def json_string(text: str) -> str:
-    """A string as Go's encoding/json writes it (go1.19, HTML-safe escaping)."""
-    escaped = _JSON_SPECIAL.sub(lambda m: _JSON_ESCAPES.get(m.group(), "\\ufffd"), text)
-    return f'"{escaped}"'
+# Go's encoding/json for strings lives with the socket's protocol, which the
+# clients share; tables in JSON mode use the same.
+json_string = go_json_string
 
 
 def _json_strings(items: Sequence[str] | None) -> str:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Iterator
@@ -87,13 +88,23 @@ def history_path(history_file: str | None) -> str:
 
 
 def open_history(history_file: str | None, err: TextIO) -> History:
-    """A FileHistory, or history in memory (with a warning) if the file is unusable."""
+    """A FileHistory, or history in memory (with a warning) if the file is unusable.
+
+    The file is the user's alone (0600), as the socket is: the commands in it
+    start programs and may hold secrets. One of ours left readable by an
+    older minishell is made private too.
+    """
     path = history_path(history_file)
     try:
         os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
         # Checked now: prompt_toolkit would only fail later, on its own thread.
-        with open(path, "a+b"):
-            pass
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            info = os.fstat(descriptor)
+            if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+                os.fchmod(descriptor, 0o600)
+        finally:
+            os.close(descriptor)
     except OSError as error:
         err.write(f"minishell: history not saved: {path}: {error.strerror or error}\n")
         err.flush()

@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import signal
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -273,6 +274,15 @@ async def test_history_is_written_to_the_given_file(session: Session, tmp_path: 
         session, f"pipe foo hi{ENTER}{CTRL_D}", tmp_path, history_file=str(history)
     )
     assert "+pipe foo hi\n" in history.read_text()
+    assert stat.S_IMODE(history.stat().st_mode) == 0o600  # commands are the user's alone
+
+
+async def test_a_readable_history_file_is_made_private(session: Session, tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    history.write_text("")
+    history.chmod(0o644)
+    await type_into_repl(session, f"echo x{ENTER}{CTRL_D}", tmp_path, history_file=str(history))
+    assert stat.S_IMODE(history.stat().st_mode) == 0o600
 
 
 async def test_an_unusable_history_file_falls_back_to_memory(

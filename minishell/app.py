@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import signal
 import socket
 import sys
@@ -21,12 +22,17 @@ from functools import partial
 
 import trio
 
+from minishell.cc.server import serve_agents
+from minishell.commands.cc import cc_server
 from minishell.commands.registry import registry
 from minishell.commands.scripts import read_command
 from minishell.console import Shown
 from minishell.replay import replay_all
 from minishell.server import ControlServer, ServeError, socket_path
 from minishell.session import Session, open_session
+
+# Where agents dial in (`miniccc -family unix -parent <base>/cc`).
+CC_SOCKET = "cc"
 
 
 def run(options: argparse.Namespace) -> int:
@@ -90,6 +96,9 @@ async def _run(options: argparse.Namespace) -> int:
                 except ServeError as error:
                     print(error, file=sys.stderr)
                     return 1
+                # Agents join the default namespace as it is when they come.
+                await nursery.start(serve_agents, os.path.join(options.base, CC_SOCKET),
+                                    lambda: cc_server(session, session.namespaces.default))
             shown = Shown(sys.stdout, sys.stderr)
             for script in options.files:
                 # In turn with the socket's commands, which may already come.

@@ -55,11 +55,22 @@ class Namespace:
 
     def state(self, kind: type[State], make: Callable[[], State]) -> State:
         """The namespace's state of this kind, made on first use."""
-        found = self._states.get(kind)
+        found = self.find(kind)
         if found is None:
-            found = self._states[kind] = make()
-        assert isinstance(found, kind)
+            found = make()
+            self.keep(found)
         return found
+
+    def find(self, kind: type[State]) -> State | None:
+        """The namespace's state of this kind, if it has one."""
+        found = self._states.get(kind)
+        assert found is None or isinstance(found, kind)
+        return found
+
+    def keep(self, state: NamespaceState) -> None:
+        """Keep a state (made by its owner, perhaps started as a task) until the
+        namespace is destroyed."""
+        self._states[type(state)] = state
 
     async def aclose(self) -> None:
         states, self._states = list(self._states.values()), {}

@@ -25,7 +25,7 @@ def complete(text: str) -> list[str]:
     return registry().complete(text, SESSION)
 COMMANDS = [
     ".alias", ".annotate", ".columns", ".compress", ".csv", ".env", ".filter", ".headers",
-    ".json", ".preprocess", ".record", ".sort", ".unalias", "background", "check", "clear",
+    ".json", ".preprocess", ".record", ".sort", ".unalias", "background", "cc", "check", "clear",
     "debug", "echo", "exit", "file", "help", "history", "host", "log", "namespace", "ns", "pipe",
     "plumb", "quit", "read", "shell", "version", "write",
 ]
@@ -45,7 +45,7 @@ COMMANDS = [
         ("pipe foo mode r", ["random", "round-robin"]),
         ("pipe foo log ", ["false", "true"]),
         ("pipe foo via ", []),
-        ("clear ", ["all", "history", "log", "namespace", "pipe", "plumb"]),
+        ("clear ", ["all", "cc", "history", "log", "namespace", "pipe", "plumb"]),
         ("clear p", ["pipe", "plumb"]),
         ("clear pipe ", PIPES),
         ("clear pipe foo ", ["log", "mode", "via"]),

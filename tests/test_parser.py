@@ -328,7 +328,8 @@ def test_blank_and_comment_lines_are_nothing(line: str) -> None:
     [
         ("vm info", "vm"),
         ("vm config memory 2048", "vm"),
-        ("cc exec ls", "cc"),
+        ("cc tunnel list all", "cc tunnel"),
+        ("cc mount", "cc mount"),
         ("v x", "viz"),  # of v's commands only viz takes one free word
         ("dnsmasq", "dnsmasq"),
         ("nuke", "nuke"),
@@ -337,7 +338,7 @@ def test_blank_and_comment_lines_are_nothing(line: str) -> None:
         ("debug cpu stop", "debug cpu"),
         ("log mesh", "log mesh"),
         ("clear vm tag", "clear vm"),
-        ("clear cc", "clear cc"),
+        ("clear cc mount", "clear cc mount"),
         ("clear deploy flags", "clear deploy"),
         ("ns load cpucommit", "ns load"),
         ("ns queueing true", "ns queueing"),

@@ -6,6 +6,7 @@ and completion come from its declarations (registry.py).
 
 from minishell.commands import (
     builtins,
+    cc,
     check,
     debug,
     files,
@@ -20,4 +21,4 @@ from minishell.commands import (
 )
 
 MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc, log, host, files, debug,
-           check)
+           check, cc)

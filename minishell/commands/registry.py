@@ -176,14 +176,25 @@ class Handler:
 # -- the commands minishell does not run -----------------------------------------------------------
 
 
-def _pattern_name(pattern: Pattern, implemented_words: set[str]) -> str:
-    """How `minishell does not implement` names a command: its first word, or its
-    first two for the verbs that only group others (`clear vm`, `ns load`) and
-    for those minishell implements in part (`file stream`, `log syslog`)."""
-    first = pattern[0].key
-    if (first in ("clear", "ns") or first in implemented_words) and len(pattern) > 1:
-        return f"{first} {' '.join(pattern[1].keywords)}"
-    return first
+def _leading_words(pattern: Pattern) -> list[str]:
+    """The words a pattern starts with: its literals and one-word choices."""
+    words: list[str] = []
+    for item in pattern:
+        if item.kind not in ("literal", "choice") or len(item.keywords) != 1:
+            break
+        words.append(item.keywords[0])
+    return words
+
+
+def _pattern_name(pattern: Pattern, implemented: set[tuple[str, ...]]) -> str:
+    """How `minishell does not implement` names a command: its leading words, as
+    many as it takes to leave what minishell implements (`vm`, `clear vm`,
+    `file stream`, `clear cc mount`)."""
+    words = _leading_words(pattern) or [pattern[0].key]
+    count = 1
+    while count < len(words) and tuple(words[:count]) in implemented:
+        count += 1
+    return " ".join(words[:count])
 
 
 def _unsupported(name: str) -> Call:
@@ -213,7 +224,11 @@ def unsupported_handlers(implemented: Iterable[Handler]) -> list[Handler]:
     """
     taken = {display(variant) for handler in implemented for pattern in handler.parsed
              for variant in variants(pattern)}
-    implemented_words = {pattern[0].key for handler in implemented for pattern in handler.parsed}
+    # Every run of leading words an implemented pattern starts with.
+    implemented_words = {tuple(words[:count]) for handler in implemented
+                         for pattern in handler.parsed
+                         for words in [_leading_words(pattern)]
+                         for count in range(1, len(words) + 1)}
     grouped: dict[str, list[tuple[str, str]]] = {}
     for text, short in minimega_patterns():
         pattern = parse_pattern(text)

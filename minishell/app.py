@@ -27,7 +27,7 @@ from minishell.commands.cc import cc_server
 from minishell.commands.registry import registry
 from minishell.commands.scripts import read_command
 from minishell.console import Shown
-from minishell.replay import replay_all
+from minishell.replay import in_sessions, remote, replay_all
 from minishell.server import ControlServer, ServeError, socket_path
 from minishell.session import Session, open_session
 
@@ -83,7 +83,9 @@ async def _main(options: argparse.Namespace) -> int:
 
 async def _run(options: argparse.Namespace) -> int:
     if options.replay:
-        return await replay_all(options.files, partial(_new_session, options), _write_stdout)
+        runner = (remote(socket_path(options.base)) if options.attach
+                  else in_sessions(partial(_new_session, options)))
+        return await replay_all(options.files, runner, _write_stdout)
     headless: bool = options.nostdin
     async with _new_session(options) as session, trio.open_nursery() as nursery:
         server: ControlServer | None = None

@@ -51,7 +51,8 @@ def build_parser() -> "argparse.ArgumentParser":
          "$XDG_STATE_HOME/minishell/history)")
     flag("replay", action="store_true",
          help="replay transcripts like minitest: FILEs are scripts or folders of scripts "
-         "with NAME.want beside them")
+         "with NAME.want beside them; each runs in a fresh session, or with -attach "
+         "through the socket of the instance running on -base")
     flag("version", action="store_true", help="print the version and exit")
     flag("nostdin", action="store_true",
          help="serve the socket without a prompt (run in the background; stop with "
@@ -93,7 +94,7 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     if options.version:
         print(f"minishell {__version__}")
         return 0
-    if options.pipe or options.e or options.attach:
+    if (options.pipe or options.e or options.attach) and not options.replay:
         return run_client(ClientCall(options.base, options.namespace, options.pipe or "",
                                      options.e, options.attach, options.files))
     # Said by the C launcher, which gave us /dev/null for a stdin we could not take.

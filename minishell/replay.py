@@ -1,21 +1,25 @@
 """Transcript replay: minimega's minitest, run against minishell.
 
-For each transcript a fresh session runs `prolog`, the script and
-`epilog`; the script's output is written to `NAME.got` in minitest's format
-and compared byte for byte with `NAME.want` (spec §2).
+For each transcript `prolog`, the script and `epilog` run; the script's output
+is written to `NAME.got` in minitest's format and compared byte for byte with
+`NAME.want` (spec §2). They run in a fresh session of their own, or, as
+minitest runs them, through the control socket of a running instance
+(`-replay -attach`), where agents and other clients can take part.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import trio
 
+from minishell.client import ClientError, Connection
 from minishell.render import render
 from minishell.reply import Reply
 from minishell.session import Session
@@ -25,6 +29,19 @@ SCRIPT_LINE_MAX = 64 * 1024
 _NOT_TRANSCRIPTS = {"prolog", "epilog", "enter", "exit"}
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[Session]]
+
+
+class Runner(Protocol):
+    """Where a transcript's lines run: minitest's output for each, and whether the
+    instance has quit (after which minitest still echoes the lines)."""
+
+    async def output(self, line: str) -> str: ...
+
+    @property
+    def quitting(self) -> bool: ...
+
+
+RunnerFactory = Callable[[], AbstractAsyncContextManager[Runner]]
 
 
 def transcript_output(reply: Reply) -> str:
@@ -53,35 +70,100 @@ async def _script_lines(path: Path) -> list[str]:
     return lines
 
 
-async def _run_lines(session: Session, lines: Iterable[str], out: list[str] | None) -> None:
-    async def record(reply: Reply) -> None:
-        if out is not None:
+class _InSession:
+    """A fresh session of this process's own."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @property
+    def quitting(self) -> bool:
+        return self._session.quitting.is_set()
+
+    async def output(self, line: str) -> str:
+        out: list[str] = []
+
+        async def record(reply: Reply) -> None:
             out.append(transcript_output(reply))
 
+        await self._session.run(line, record)
+        return "".join(out)
+
+
+def in_sessions(new_session: SessionFactory) -> RunnerFactory:
+    @asynccontextmanager
+    async def runner() -> AsyncIterator[Runner]:
+        async with new_session() as session:
+            yield _InSession(session)
+
+    return runner
+
+
+class _Remote:
+    """A running instance, through its control socket, as minitest reaches minimega."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self.quitting = False
+
+    async def output(self, line: str) -> str:
+        return await trio.to_thread.run_sync(self._output, line)
+
+    def _output(self, line: str) -> str:
+        out = []
+        for reply in self._connection.command(line):
+            errors = sorted(f"E: {error}" for _, error in reply.errors)
+            out.append("\n".join(errors) + "\n" if errors else "")
+            if reply.rendered:
+                out.append(reply.rendered + "\n")
+        return "".join(out)
+
+
+def remote(socket: str) -> RunnerFactory:
+    @asynccontextmanager
+    async def runner() -> AsyncIterator[Runner]:
+        try:
+            connection = await trio.to_thread.run_sync(Connection, socket)
+        except ClientError as error:
+            raise TranscriptError(str(error)) from None
+        try:
+            yield _Remote(connection)
+        finally:
+            connection.close()
+
+    return runner
+
+
+async def _run_lines(runner: Runner, lines: Iterable[str], out: list[str] | None) -> None:
     for line in lines:
         if out is not None:
             out.append(f"## {line}\n" if line else "\n")
         # After `quit` minitest still echoes the script; nothing answers it.
-        if not line or session.quitting.is_set():
+        if not line or runner.quitting:
             continue
-        await session.run(line, record)
+        try:
+            text = await runner.output(line)
+        except ClientError as error:
+            raise TranscriptError(str(error)) from None
+        if out is not None:
+            out.append(text)
 
 
 async def _optional_lines(path: Path) -> list[str]:
     return await _script_lines(path) if await trio.Path(path).is_file() else []
 
 
-async def replay_one(script: Path, new_session: SessionFactory) -> str:
-    """Run prolog, script and epilog in a fresh session; return the script's output."""
+async def replay_one(script: Path, new_runner: RunnerFactory) -> str:
+    """Run prolog, script and epilog; return the script's output."""
     folder = script.parent
     prolog = await _optional_lines(folder / "prolog")
     epilog = await _optional_lines(folder / "epilog")
     lines = await _script_lines(script)
     out: list[str] = []
-    async with new_session() as session:
-        await _run_lines(session, prolog, None)
-        await _run_lines(session, lines, out)
-        await _run_lines(session, epilog, None)
+    async with new_runner() as runner:
+        await _run_lines(runner, prolog, None)
+        await _run_lines(runner, lines, out)
+        await _run_lines(runner, epilog, None)
     return "".join(out)
 
 
@@ -112,10 +194,10 @@ class Outcome:
     report: str  # what to print for a failure: a headline and a diff
 
 
-async def replay_file(script: Path, new_session: SessionFactory) -> Outcome:
+async def replay_file(script: Path, new_runner: RunnerFactory) -> Outcome:
     name = script.name
     try:
-        got = await replay_one(script, new_session)
+        got = await replay_one(script, new_runner)
     except TranscriptError as error:
         return Outcome(name, False, f"FATAL {error}\n")
     got_path = script.with_name(name + ".got")
@@ -134,13 +216,13 @@ async def replay_file(script: Path, new_session: SessionFactory) -> Outcome:
     return Outcome(name, False, f"got != want for {name}\n" + "".join(diff))
 
 
-async def replay_all(paths: Iterable[str], new_session: SessionFactory,
+async def replay_all(paths: Iterable[str], new_runner: RunnerFactory,
                      write: Callable[[str], None]) -> int:
     """minitest over PATHs; prints failures and `N passed, N failed`; 0 if all passed."""
     scripts = await trio.to_thread.run_sync(find_transcripts, list(paths))
     passed = failed = 0
     for script in scripts:
-        outcome = await replay_file(script, new_session)
+        outcome = await replay_file(script, new_runner)
         if outcome.passed:
             passed += 1
         else:

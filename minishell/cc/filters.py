@@ -62,16 +62,16 @@ def filter_row(found: ron.Filter) -> list[str]:
     return [found.uuid, found.hostname, found.arch, found.os, found.ip, found.mac, tags]
 
 
-def matches(found: ron.Filter | None, client: ron.Client) -> bool:
-    """Client.Matches: every field set must match; tags are the agent's own, and
-    `name` is its hostname."""
+def matches(found: ron.Filter | None, client: ron.Client, tags: dict[str, str]) -> bool:
+    """Client.Matches: every field set must match; `tags` are those the agent has
+    reported so far, and `name` is its hostname."""
     if found is None:
         return True
     for field in ("uuid", "hostname", "arch", "os"):
         wanted = getattr(found, field)
         if wanted and wanted != getattr(client, field):
             return False
-    tags = {**(client.tags or {}), "name": client.hostname}
+    tags = {**tags, "name": client.hostname}
     if any(tags.get(key, "") != value for key, value in (found.tags or {}).items()):
         return False
     return _matches_ip(found.ip, client.ips) and (not found.mac or found.mac in client.macs)

@@ -167,7 +167,8 @@ class CcServer:
         found: dict[int, ron.Command] = {}
         for command_id in sorted(self.commands):
             command = self.commands[command_id]
-            if command_id <= agent.sent_up_to or not matches(command.filter, agent.client):
+            if command_id <= agent.sent_up_to or not matches(command.filter, agent.client,
+                                                               agent.tags):
                 continue
             if command.once:
                 sent = self._once_sent.setdefault(command_id, set())
@@ -261,6 +262,9 @@ class Agent:
         self.server = server
         self.uuid = client.uuid
         self.client = client
+        # A heartbeat carries the tags set since the last one (miniccc -tag); minimega
+        # keeps them as its VM's tags, and filters match those.
+        self.tags: dict[str, str] = dict(client.tags or {})
         self.sent_up_to = 0
         self._stream = stream
         self._codec = codec
@@ -362,6 +366,7 @@ class Agent:
             raise _Refused(f"said it was {client.uuid}")
         responses, client.responses = client.responses, []
         self.client = client
+        self.tags.update(client.tags or {})
         if responses:
             record = self.server.responses.record
             await self.server.responses.run(lambda: [record(self.uuid, each)

@@ -17,7 +17,6 @@ Run: python3 .ci/cc_transcripts.py [--groups N] [--miniccc PATH] [NAME-REGEX]
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess

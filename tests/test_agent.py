@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import stat
@@ -30,7 +31,9 @@ from minishell.protocol.ron import (
     MAGIC,
     Client,
     Command,
+    ConnTest,
     File,
+    LogLevel,
     Message,
     MessageType,
     PipeMode,
@@ -546,11 +549,15 @@ async def test_cc_send_fetches_files_in_parts_into_the_files_folder(tmp_path: Pa
         response = await peer.response(1)
         # a file sent in the meantime by nobody's request is ignored
         await peer.send(*parts(0, "stray", b"x"))
-        await peer.command(exec_command(2, "cat", "dir/data.bin", stdout="copy"))
-        await peer.response(2)
+        # a program that is not on $PATH is looked for in files/
+        await peer.command(Command(id=2, files_send=["hello-agent"]))
+        await peer.expect(lambda m: m.type == FILE, "the third request")
+        await peer.send(*parts(0, "hello-agent", b"#!/bin/sh\necho hello from files\n", 0o755))
+        await peer.command(exec_command(3, "hello-agent"))
+        assert (await peer.response(3)).stdout == "hello from files\n"
     assert (files / "dir" / "data.bin").read_bytes() == data
     assert stat.S_IMODE((files / "dir" / "data.bin").stat().st_mode) == 0o640 & ~os.umask(0o22)
-    assert sorted(p.name for p in files.rglob("*")) == ["data.bin", "dir"]
+    assert sorted(p.name for p in files.rglob("*")) == ["data.bin", "dir", "hello-agent"]
     assert response == Response(id=1, stderr=(
         f"minishell-agent: file ../escape refused: it would be outside {files}\n"
         "minishell-agent: file gone: no such file: gone\n"))
@@ -619,6 +626,7 @@ async def test_after_the_server_goes_away_the_agent_comes_back_and_runs_only_wha
             await peer.command(exec_command(2, "cat", stdin="gate"))  # holds the lane
             await peer.pipe_message("gate", PipeMode.NEW_READER)
             await peer.command(exec_command(3, "echo", "queued"))  # waits in the lane
+            await peer.command(exec_command(33, "echo", "once", once=True))  # waits too
             await peer.command(exec_command(4, "true", background=True))
             await peer.response(4)
         # the server is gone (its socket too): the agent dials and backs off meanwhile
@@ -643,6 +651,8 @@ async def test_after_the_server_goes_away_the_agent_comes_back_and_runs_only_wha
             assert (await peer.pipe_message("out", PipeMode.DATA)).pipe_data == b"still here\n"
             await peer.send(Message(type=PIPE, pipe="gate", pipe_mode=PipeMode.CLOSE_READER))
             assert (await peer.response(2)).exit_code == 0  # it outlived its connection
+            # a -once exec is never sent again, so it runs although its connection ended
+            assert (await peer.response(33)).stdout == "once\n"
             await peer.command(exec_command(5, "echo", "five"))
             await peer.response(5)
             assert peer.responses(3) == []  # not resent, so not run
@@ -708,3 +718,79 @@ async def test_tunnel_requests_are_refused_in_minitunnels_own_reply(tmp_path: Pa
                       error="minishell-agent does not serve tunnels"),
         TunnelMessage(type=TunnelType.DATA, tid=8, ack=True,
                       error="minishell-agent does not serve tunnels")]
+
+
+async def test_a_serial_device_carries_ron_too(tmp_path: Path) -> None:
+    """-serial DEV: a tty stands in for virtio-serial (its other end is the server's)."""
+    master, slave = os.openpty()
+    device = os.ttyname(slave)
+    path = tmp_path / "agent"
+    path.mkdir()
+    agent = Agent(Identity(uuid=UUID, hostname="vmS", arch=go_arch(), os=go_os()), str(path),
+                  dialer(family="tcp", parent="", port=0, serial=device),
+                  timing=Timing(heartbeat=60.0), backoff=Backoff(first=0.02, most=0.2))
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(agent.run, bind_local_socket(str(path)))
+            os.close(slave)  # the agent holds its own
+            slave = -1
+            peer = Peer(trio.lowlevel.FdStream(master))
+            master = -1
+            assert (await peer.handshake()).uuid == UUID
+            nursery.start_soon(peer.read_forever)
+            await peer.command(exec_command(1, "printf", "over serial"))
+            assert (await peer.response(1)).stdout == "over serial"
+            nursery.cancel_scope.cancel()
+    finally:
+        for fd in (master, slave):
+            if fd >= 0:
+                os.close(fd)
+    assert children() == set()
+
+
+async def test_commands_no_program_could_take_get_errors_not_a_crash(tmp_path: Path) -> None:
+    """Go strings may hold what no file name or argument can; a server may send anything."""
+    async with connected(tmp_path) as (_, peer):
+        await peer.send(Message(type=MessageType.COMMAND, commands={
+            1: exec_command(1, "ec\0ho", "x"),
+            2: exec_command(2, "echo", "a\0b"),
+            3: exec_command(3, ""),
+            4: Command(id=4, files_send=["a\0b"], files_recv=["/tmp/\0*"]),
+            5: Command(id=5, level=99, pid=123456789012, kill_all="x"),
+            6: Command(id=6, conn_test=ConnTest(endpoint="tcp://[::1", wait=-1)),
+            7: Command(id=7, conn_test=ConnTest(endpoint="tcp://" + "a" * 300 + ":1")),
+        }))
+        got = {i: await peer.response(i) for i in range(1, 8)}
+        await peer.command(exec_command(8, "echo", "alive"))
+        assert (await peer.response(8)).stdout == "alive\n"
+    files = tmp_path / "agent" / "files"
+    assert got[1] == Response(id=1, exit_code=-1, record_exit_code=True, stderr=(
+        f'exec: "{files}/ec\\x00ho": stat {files}/ec\x00ho: no such file or directory'))
+    assert got[2].stderr.endswith(": invalid argument") and got[2].exit_code == -1
+    assert got[3].stderr == f'exec: "{files}": stat {files}: no such file or directory'
+    assert got[4].stderr == (f"minishell-agent: file a\0b refused: it would be outside {files}\n"
+                             "minishell-agent: no file matches /tmp/\0*\n")
+    assert got[5] == Response(id=5)
+    assert got[6].stderr.startswith("unable to parse test URI tcp://[::1")
+    assert got[7].stdout == "a" * 300 + ":1 | fail"
+
+
+async def test_a_log_level_command_sets_the_agents_level(tmp_path: Path) -> None:
+    log = logging.getLogger("minishell-test-agent-level")
+    log.setLevel(logging.ERROR)
+    async with ron_server(tmp_path) as server:
+        path = tmp_path / "agent"
+        path.mkdir()
+        agent = Agent(Identity(uuid=UUID, hostname="vmL", arch=go_arch(), os=go_os()),
+                      str(path), dialer(family="unix", parent=server.path, port=0, serial=""),
+                      log=log)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(agent.run, bind_local_socket(str(path)))
+            peer = await server.accept()
+            await peer.command(Command(id=1, level=LogLevel.DEBUG))
+            assert await peer.response(1) == Response(id=1)
+            assert log.level == logging.DEBUG
+            await peer.command(Command(id=2, level=77))
+            await peer.response(2)
+            assert log.level == logging.DEBUG
+            nursery.cancel_scope.cancel()

@@ -159,6 +159,9 @@ def _run_agent(options: flags.Options) -> int:
 
     try:
         trio.run(serve)
+    except Exception as error:  # a bug: one line here, the whole story in the log
+        logger.debug("the agent failed", exc_info=True)
+        raise _Failure(f"internal error: {error!r} (run with -level debug for more)") from None
     finally:
         with contextlib.suppress(OSError), open(pid_file) as file:
             if file.read().strip() == str(os.getpid()):

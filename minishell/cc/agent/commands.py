@@ -233,7 +233,10 @@ async def test_connection(test: ConnTest) -> tuple[str, str]:
     (stdout, stderr): `host:port | pass` or `| fail`. tcp passes on a connection;
     udp on an answer of at least one byte to Packet.
     """
-    parsed = urllib.parse.urlsplit(test.endpoint)
+    try:
+        parsed = urllib.parse.urlsplit(test.endpoint)
+    except ValueError:
+        parsed = urllib.parse.SplitResult("", "", "", "", "")
     if parsed.scheme not in ("tcp", "udp") or not parsed.netloc:
         return "", f"unable to parse test URI {test.endpoint}: want tcp:// or udp://host:port"
     host = parsed.netloc
@@ -251,7 +254,8 @@ async def _dial_once(endpoint: urllib.parse.SplitResult, packet: bytes) -> bool:
         host, port = endpoint.hostname or "", endpoint.port or 0
     except ValueError:
         return False
-    with trio.move_on_after(CONNECT_ATTEMPT), contextlib.suppress(OSError):
+    # ValueError: a host name that cannot be one (too long a label, a NUL)
+    with trio.move_on_after(CONNECT_ATTEMPT), contextlib.suppress(OSError, ValueError):
         if endpoint.scheme == "tcp":
             stream = await trio.open_tcp_stream(host, port)
             await stream.aclose()

@@ -59,7 +59,9 @@ class _FileFailed(Exception):
 
 
 def inside(folder: str, name: str) -> str | None:
-    """folder/name, absolute and cleaned, or None if it would leave folder."""
+    """folder/name, absolute and cleaned, or None if it would leave folder (or hold a NUL)."""
+    if "\0" in name:
+        return None
     folder = os.path.abspath(folder)
     target = os.path.normpath(os.path.join(folder, name))
     if os.path.isabs(name) or os.path.commonpath([folder, target]) != folder or target == folder:
@@ -144,7 +146,9 @@ async def send_files(link: FileLink, command_id: int, patterns: list[str]) -> li
 
 
 def _glob(pattern: str) -> list[str]:
-    found = []
+    found: list[str] = []
+    if "\0" in pattern:
+        return found
     for path in glob.iglob(os.path.abspath(pattern), include_hidden=True):
         found.append(path)
         if len(found) >= GLOB_MATCHES_MAX:

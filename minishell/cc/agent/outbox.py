@@ -21,6 +21,9 @@ import trio
 from minishell.protocol.ron import Message, Response
 
 DATA_BYTES_MAX = 1024 * 1024  # queued pipe lines and file parts, not yet taken by the writer
+# Responses one CLIENT message may carry (their output, bytes): a response keeps at most
+# 1 MiB of each stream, and the message must stay under the connection's 4 MiB bound.
+CLIENT_INFO_BYTES_MAX = 2 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -28,6 +31,9 @@ class ClientInfo:
     """A CLIENT message to build when written: a heartbeat, with these responses."""
 
     responses: list[Response] = field(default_factory=list)
+
+    def size(self) -> int:
+        return sum(len(r.stdout) + len(r.stderr) for r in self.responses)
 
 
 Item = Message | ClientInfo
@@ -71,8 +77,10 @@ class Outbox:
         a burst of endings becomes one message."""
         if self._closed:
             return
-        if self._items and isinstance(self._items[-1][0], ClientInfo):
-            self._items[-1][0].responses.extend(responses)
+        last = self._items[-1][0] if self._items else None
+        adding = ClientInfo(list(responses)).size()
+        if isinstance(last, ClientInfo) and last.size() + adding <= CLIENT_INFO_BYTES_MAX:
+            last.responses.extend(responses)
             return
         self._append(ClientInfo(list(responses)), 0)
 

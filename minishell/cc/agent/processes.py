@@ -80,6 +80,8 @@ def go_error_text(error: OSError) -> str:
 
 def _check_executable(path: str) -> None:
     """Go's findExecutable: OSError (stat's, or EACCES) unless path is an executable file."""
+    if "\0" in path:  # Go strings may hold one; no file name can
+        raise FileNotFoundError(2, "No such file or directory")
     mode = os.stat(path).st_mode
     if stat.S_ISDIR(mode) or not mode & 0o111:
         raise PermissionError(13, "Permission denied")
@@ -306,6 +308,8 @@ class Program:
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
             except OSError as error:
                 raise StartError(f"fork/exec {self.path}: {go_error_text(error)}") from None
+            except ValueError:  # a NUL in an argument: Go's exec refuses it too
+                raise StartError(f"fork/exec {self.path}: invalid argument") from None
             self._process, self.pid = process, process.pid
             with contextlib.suppress(OSError):  # no pidfd (old kernel): reap to see the exit
                 pidfd = os.pidfd_open(process.pid)

@@ -15,13 +15,12 @@ program starts in a session and process group of its own.
   LINE_MAX bytes or more is dropped and counted and the stream goes on (2.9
   ends the stream and the program hangs). Without a pipe, the bytes are kept
   for the response, up to KEPT_BYTES_MAX. Either way they are read to EOF
-  before the end is reported (2.9 loses the tails). EOF comes once the program
-  and whatever it started have closed the stream. When something it started
-  keeps the stream open (a daemon in the background), the end is reported
-  without waiting for EOF: as soon as the stream has been silent for TAIL_GRACE
-  after the exit, or has given more than its pipe could hold at the exit (the
-  program's own output cannot be more). The stream is still read, to its pipe
-  or to nowhere, until it ends.
+  before the end is reported (2.9 loses the tails): at the exit the pipe holds
+  the program's last output, and that is read in full. EOF follows at once,
+  unless something the program started keeps the stream open (a daemon in the
+  background): then the end is reported without waiting for EOF, as soon as
+  that process writes more or once the stream has been silent for TAIL_GRACE.
+  The stream is still read, to its pipe or to nowhere, until it ends.
 - The exit code is Go's: the status, or -1 when a signal ended the program.
 
 Whatever went wrong on the way (drops, long lines, output past the limit) is
@@ -36,6 +35,7 @@ SIGKILL after STOP_GRACE, and the program is reaped.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import fcntl
 import logging
@@ -43,6 +43,7 @@ import os
 import signal
 import stat
 import subprocess
+import termios
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -58,7 +59,6 @@ LINE_MAX = 1024 * 1024  # a line this long or longer (newline excluded) is dropp
 KEPT_BYTES_MAX = 1024 * 1024  # of a stdout or stderr kept for a response
 TAIL_GRACE = 1.0  # silence after the exit before its output stops being waited for
 STOP_GRACE = 1.0  # SIGTERM to SIGKILL, at shutdown
-PIPE_CAPACITY = 64 * 1024  # Linux's default, when a pipe's own cannot be read
 
 
 class StartError(Exception):
@@ -112,10 +112,13 @@ def look_path(name: str, files_dir: str) -> str:
     return candidate
 
 
-def _pipe_capacity(stream: trio.abc.ReceiveStream) -> int:
+def _unread_bytes(stream: trio.abc.ReceiveStream) -> int:
+    """What a pipe holds now (FIONREAD); 0 if that cannot be known."""
     with contextlib.suppress(AttributeError, OSError):
-        return fcntl.fcntl(stream.fileno(), fcntl.F_GETPIPE_SZ)  # type: ignore[attr-defined]
-    return PIPE_CAPACITY
+        held = array.array("i", [0])
+        fcntl.ioctl(stream.fileno(), termios.FIONREAD, held)  # type: ignore[attr-defined]
+        return held[0]
+    return 0
 
 
 def go_exit_code(returncode: int) -> int:
@@ -258,6 +261,72 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
+class _Pump:
+    """One output stream of a program, read to its sink until EOF.
+
+    `settled` is set at EOF, or when the program has exited and the stream is still
+    open past the program's own output (see the module's docstring): its end can be
+    reported then; the pump goes on until EOF.
+    """
+
+    def __init__(self, stream: trio.abc.ReceiveStream, sink: _Sink) -> None:
+        self.stream, self.sink = stream, sink
+        self.settled = trio.Event()
+        self.at_eof = False
+        self._exited = False
+        # What the pipe held when the pump first looked after the exit: the program's own
+        # last output. Measured by the pump itself, between reads, so that no read is
+        # counted on the wrong side of it.
+        self._tail_left: int | None = None
+        self._detached = False
+        self._receiving: trio.CancelScope | None = None
+
+    def program_exited(self) -> None:
+        self._exited = True
+        if self._receiving is not None:
+            self._receiving.cancel()  # a read in progress ends unharmed; the pump measures
+
+    async def run(self, argv: list[str]) -> None:
+        try:
+            while True:
+                if self._exited and self._tail_left is None:
+                    self._tail_left = _unread_bytes(self.stream)
+                past_tail = (self._tail_left is not None and self._tail_left <= 0
+                             and not self._detached)
+                with trio.CancelScope() as receiving:
+                    if past_tail:
+                        receiving.deadline = trio.current_time() + TAIL_GRACE
+                    self._receiving = receiving
+                    try:
+                        data = await self.stream.receive_some(READ_SIZE)
+                    finally:
+                        self._receiving = None
+                if receiving.cancelled_caught:
+                    if past_tail:
+                        self._detach(argv, "silent")
+                    continue
+                if not data:
+                    self.at_eof = True
+                    break
+                if self._tail_left is not None:
+                    self._tail_left -= len(data)
+                await self.sink.write(data)
+                if past_tail:
+                    self._detach(argv, "still written to")
+            await self.sink.finish()
+        finally:
+            self.sink.release()
+            self.settled.set()
+            await trio.aclose_forcefully(self.stream)
+
+    def _detach(self, argv: list[str], why: str) -> None:
+        self._detached = True
+        self.sink.detach()
+        self.settled.set()
+        logger.info("%s: its output is still open after its exit (%s): not waited for",
+                    argv, why)
+
+
 class Program:
     """One cc command's program. run() starts it (nursery.start) and lasts until its
     stdout and stderr end; `finished` is set once its end can be reported, with
@@ -275,9 +344,7 @@ class Program:
         self._plumber, self._sender = plumber, sender
         self._process: trio.Process | None = None
         self._reaped = False
-        self._exited = False
-        self._receiving: set[trio.CancelScope] = set()  # the pumps' reads in progress
-        self._streams_open = 0
+        self._pumps: list[_Pump] = []
 
     def kill(self) -> None:
         """`cc process kill`: SIGKILL to the program's group (nothing once it is reaped)."""
@@ -337,24 +404,23 @@ class Program:
     async def _supervise(self, process: trio.Process, pidfd: int, reader: LocalReader | None,
                          stdout: _Sink, stderr: _Sink) -> None:
         assert process.stdout is not None and process.stderr is not None
-        settled = [trio.Event(), trio.Event()]
+        self._pumps = [_Pump(process.stdout, stdout), _Pump(process.stderr, stderr)]
         async with trio.open_nursery() as nursery:
             feeding = trio.CancelScope()
             if reader is not None:
                 assert process.stdin is not None
                 nursery.start_soon(self._feed, feeding, process.stdin, reader)
-            self._streams_open = 2
-            nursery.start_soon(self._pump, process.stdout, stdout, settled[0])
-            nursery.start_soon(self._pump, process.stderr, stderr, settled[1])
+            for pump in self._pumps:
+                nursery.start_soon(pump.run, self.argv)
             if pidfd >= 0:
                 await trio.lowlevel.wait_readable(pidfd)  # exited, not yet reaped
             returncode = await process.wait()
-            self._reaped = self._exited = True
+            self._reaped = True
             feeding.cancel()  # and with it the reader goes, at once
-            for scope in self._receiving:
-                scope.deadline = trio.current_time() + TAIL_GRACE
-            for event in settled:
-                await event.wait()
+            for pump in self._pumps:
+                pump.program_exited()
+            for pump in self._pumps:
+                await pump.settled.wait()
             notes = [] if reader is None or not reader.dropped_messages else [reader.drop_note()]
             notes += stdout.notes() + stderr.notes()
             kept = [sink.value() if isinstance(sink, _KeptSink) else b""
@@ -376,55 +442,15 @@ class Program:
                 self._plumber.close_reader(reader)
                 await trio.aclose_forcefully(stdin)
 
-    async def _pump(self, stream: trio.abc.ReceiveStream, sink: _Sink,
-                    settled: trio.Event) -> None:
-        detached = False
-        read_since_exit = 0
-
-        def detach(why: str) -> None:
-            nonlocal detached
-            detached = True
-            sink.detach()
-            settled.set()
-            logger.info("%s: its output is still open after the exit (%s); not waited for",
-                        self.argv, why)
-
-        try:
-            while True:
-                with trio.CancelScope() as receiving:
-                    if self._exited and not detached:
-                        receiving.deadline = trio.current_time() + TAIL_GRACE
-                    self._receiving.add(receiving)
-                    try:
-                        data = await stream.receive_some(READ_SIZE)
-                    finally:
-                        self._receiving.discard(receiving)
-                if receiving.cancelled_caught:
-                    detach("silent")
-                    continue
-                if not data:
-                    break
-                await sink.write(data)
-                if self._exited and not detached:
-                    # After the exit, the program's own output is what its pipe held:
-                    # anything past the pipe's capacity comes from what it started.
-                    read_since_exit += len(data)
-                    if read_since_exit > _pipe_capacity(stream):
-                        detach("still written to")
-            await sink.finish()
-        finally:
-            sink.release()
-            self._streams_open -= 1
-            settled.set()
-            await trio.aclose_forcefully(stream)
-
     async def _stop(self, pidfd: int) -> None:
         """Shutdown (or a failure): the group stopped and the program reaped."""
         process = self._process
         if process is None:
             return
         if self._reaped:
-            if self._streams_open:  # what it started still holds its output: they go too
+            if not all(pump.at_eof for pump in self._pumps):
+                # what it started still holds its output (so its group still exists and
+                # its id cannot have been reused): it goes too
                 self._signal(signal.SIGKILL)
             return
         self._signal(signal.SIGTERM)

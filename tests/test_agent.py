@@ -649,45 +649,54 @@ async def test_a_command_sent_again_on_a_connection_runs_once_unless_ids_were_re
 async def test_after_the_server_goes_away_the_agent_comes_back_and_runs_only_what_is_resent(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     fds_before = open_fds()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
     async with running_agent(tmp_path, str(tmp_path / "cc")):
         async with ron_server(tmp_path) as server:
             peer = await server.accept()
             await peer.command(exec_command(1, "cat", background=True, stdin="in",
                                             stdout="out"))
             await peer.response(1)
-            await peer.command(exec_command(2, "cat", stdin="gate"))  # holds the lane
+            # holds the lane until the test writes to the fifo
+            await peer.command(exec_command(2, "head", "-n", "1", str(fifo), stdin="gate"))
             await peer.pipe_message("gate", PipeMode.NEW_READER)
             await peer.command(exec_command(3, "echo", "queued"))  # waits in the lane
             await peer.command(exec_command(33, "echo", "once", once=True))  # waits too
             await peer.command(exec_command(4, "true", background=True))
             await peer.response(4)
-        # the server is gone (its socket too): the agent dials and backs off meanwhile
+
         def failed_dials() -> int:
             return sum("unable to connect" in r.getMessage() for r in caplog.records)
 
+        # the server is gone (its socket too): the agent dials and backs off meanwhile
         with trio.fail_after(WAIT):
             while failed_dials() < 3:  # noqa: ASYNC110 - the agent runs apart
                 await trio.sleep(0.01)
+        # exec 2 ends while no server is there, and the -once exec after it runs
+        with trio.fail_after(WAIT):
+            writer = await trio.to_thread.run_sync(os.open, fifo, os.O_WRONLY)
+        os.write(writer, b"done\n")
+        os.close(writer)
         async with ron_server(tmp_path) as server:
             peer = await server.accept()
             assert peer.hello is not None and peer.hello.client is not None
             hello = peer.hello.client
-            assert (hello.tags, hello.last_command_id, hello.responses) == ({}, 4, [])
+            assert (hello.tags, hello.responses) == ({}, [])  # responses never in a hello
             assert [p.command for p in (hello.processes or {}).values()] == [["cat"]]
+            # what ended meanwhile comes right after the acknowledgement
+            assert (await peer.response(2)).stdout == "done\n"
+            assert (await peer.response(33)).stdout == "once\n"
+            assert peer.hello.client.last_command_id in (2, 33)
             # the pipes still in use are announced again
-            for pipe, mode in [("in", PipeMode.NEW_READER), ("gate", PipeMode.NEW_READER),
-                               ("out", PipeMode.NEW_WRITER)]:
-                await peer.pipe_message(pipe, mode)
+            await peer.pipe_message("in", PipeMode.NEW_READER)
+            await peer.pipe_message("out", PipeMode.NEW_WRITER)
             await peer.send(Message(type=PIPE, pipe="in", pipe_mode=PipeMode.DATA,
                                     pipe_data=b"still here\n"))
             assert (await peer.pipe_message("out", PipeMode.DATA)).pipe_data == b"still here\n"
-            await peer.send(Message(type=PIPE, pipe="gate", pipe_mode=PipeMode.CLOSE_READER))
-            assert (await peer.response(2)).exit_code == 0  # it outlived its connection
-            # a -once exec is never sent again, so it runs although its connection ended
-            assert (await peer.response(33)).stdout == "once\n"
             await peer.command(exec_command(5, "echo", "five"))
             await peer.response(5)
-            assert peer.responses(3) == []  # not resent, so not run
+            assert peer.responses(3) == []  # not sent again, so not run
+            assert peer.pipe_messages("gate") == []
             await peer.command(Command(id=6, pid=-1))
             await peer.response(6)
             await peer.pipe_message("in", PipeMode.CLOSE_READER)

@@ -170,7 +170,10 @@ class Commands:
             program = Program(path, command.command, stdin_pipe=command.stdin,
                               stdout_pipe=command.stdout, stderr_pipe=command.stderr,
                               plumber=self._host.plumber, sender=self._host)
-            await self._programs.start(program.run)
+            # shielded: once started, a program is listed and answered for, even when
+            # the connection that asked for it ends at that very moment
+            with trio.CancelScope(shield=True):
+                await self._programs.start(program.run)
         except StartError as error:
             logger.error("%s", error)
             response.stderr, response.exit_code = str(error), -1

@@ -169,6 +169,9 @@ class Link:
         self._files: dict[str, trio.MemorySendChannel[Message]] = {}
         self._tunnel_broken = False
         self._told_ufs = False
+        # responses in the batch being written: given back if the write does not finish
+        # (a duplicate on the server is better than a response lost)
+        self._writing: list[Response] = []
 
     async def serve(self) -> str:
         """Run until the connection ends; why it ended."""
@@ -183,7 +186,7 @@ class Link:
         finally:
             for channel in self._files.values():
                 channel.close()
-            self._owner.link_closed(self, self.outbox.close())
+            self._owner.link_closed(self, self._writing + self.outbox.close())
         return self.reason
 
     @property
@@ -257,6 +260,7 @@ class Link:
             for item in items:
                 if isinstance(item, ClientInfo):
                     message = self._owner.client_info(item.responses)
+                    self._writing += item.responses
                     self._last_client_sent = trio.current_time()
                 else:
                     message = item
@@ -274,6 +278,7 @@ class Link:
             if sending.cancelled_caught:
                 self.end(f"the server took nothing for {self._timing.send_stall:g} s")
                 return
+            self._writing = []
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -95,12 +95,17 @@ async def _open_serial(device: str) -> trio.abc.Stream:
         if os.isatty(fd):
             tty.setraw(fd, termios.TCSANOW)
         return trio.lowlevel.FdStream(fd)
+    except termios.error as error:
+        os.close(fd)
+        raise OSError(f"{device}: cannot make it raw: {error}") from None
     except BaseException:
         os.close(fd)
         raise
 
 
 class Agent:
+    """One agent: run() serves its local socket and keeps a connection to its server."""
+
     def __init__(self, identity: Identity, path: str, dial: Dialer, *,
                  timing: Timing | None = None, backoff: Backoff | None = None,
                  log: logging.Logger | None = None) -> None:
@@ -153,7 +158,7 @@ class Agent:
         try:
             with trio.fail_after(DIAL_TIMEOUT):
                 stream = await self._dial()
-        except (OSError, trio.TooSlowError) as error:
+        except (OSError, ValueError, trio.TooSlowError) as error:  # ValueError: a bad name
             logger.error("unable to connect: %s", error or "timed out")
             return False
         try:

@@ -77,7 +77,7 @@ async def fetch_files(link: FileLink, names: list[str], files_dir: str) -> list[
         if target is None:
             notes.append(f"minishell-agent: file {name} refused: it would be outside {files_dir}")
             continue
-        if await trio.Path(target).exists():
+        if await trio.to_thread.run_sync(os.path.exists, target):
             logger.info("skipping %s -- already exists", target)
             continue
         logger.info("requesting file %s", name)
@@ -135,7 +135,11 @@ async def send_files(link: FileLink, command_id: int, patterns: list[str]) -> li
     notes = []
     for pattern in patterns:
         logger.info("sending file %s", pattern)
-        matches = await trio.to_thread.run_sync(_glob, pattern)
+        try:
+            matches = await trio.to_thread.run_sync(_glob, pattern)
+        except OSError as error:  # the working folder is gone
+            notes.append(f"minishell-agent: {pattern}: {go_error_text(error)}")
+            continue
         if not matches:
             notes.append(f"minishell-agent: no file matches {pattern}")
         for path in matches:
@@ -160,7 +164,7 @@ def _glob(pattern: str) -> list[str]:
 
 async def _send(link: FileLink, command_id: int, path: str) -> str:
     """One file in parts; the error text if it could not be read (also sent as Error)."""
-    name = _wire_name(path)
+    name = _wire_name(path)  # path is absolute: no working folder needed
 
     async def fail(text: str) -> str:
         logger.error("cannot send %s: %s", path, text)
@@ -196,8 +200,8 @@ async def _send(link: FileLink, command_id: int, path: str) -> str:
 
 
 def _wire_name(path: str) -> str:
-    """Go's filepath.Rel("/", path): the name a file travels under."""
-    return os.path.relpath(path, "/")
+    """Go's filepath.Rel("/", path) for an absolute path: the name a file travels under."""
+    return os.path.normpath(path).lstrip("/") or "."
 
 
 def _open_for_sending(path: str) -> tuple[int, int] | None:

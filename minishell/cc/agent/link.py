@@ -110,11 +110,12 @@ def _type_name(kind: int) -> str:
         return str(kind)
 
 
-async def _read_some(stream: trio.abc.ReceiveStream, codec: RonCodec) -> list[Message]:
+async def _read_some(stream: trio.abc.ReceiveStream, codec: RonCodec,
+                     at_eof: str) -> list[Message]:
     """One read's worth of messages (maybe none): LinkLost at EOF or on a bad stream."""
     data = await stream.receive_some(READ_SIZE)
     if not data:
-        raise LinkLost("the server closed the connection during the handshake")
+        raise LinkLost(at_eof)
     try:
         return codec.feed(data)
     except GobError as error:
@@ -129,7 +130,8 @@ async def open_link(stream: trio.abc.Stream, owner: LinkOwner, timing: Timing) -
         with trio.move_on_after(timing.handshake):
             await stream.send_all(MAGIC)
             while not codec.handshake_done:
-                early += await _read_some(stream, codec)
+                early += await _read_some(stream, codec, "the server closed the connection "
+                                          "before its RON")
         if not codec.handshake_done:
             raise LinkLost(f"no RON from the server within {timing.handshake:g} s")
         with trio.move_on_after(timing.send_stall) as sending:
@@ -138,7 +140,10 @@ async def open_link(stream: trio.abc.Stream, owner: LinkOwner, timing: Timing) -
             raise LinkLost("the server does not take the hello")
         with trio.move_on_after(timing.liveness):
             while not early:
-                early += await _read_some(stream, codec)
+                # minimega closes without a word a uuid it does not know (not a VM it
+                # started) or one already connected
+                early += await _read_some(stream, codec, "the server closed the connection "
+                                          "after the hello: does it refuse this uuid?")
         if not early:
             raise LinkLost(f"no acknowledgement of the hello within {timing.liveness:g} s")
     except _BROKEN as error:

@@ -82,7 +82,10 @@ def _check_executable(path: str) -> None:
     """Go's findExecutable: OSError (stat's, or EACCES) unless path is an executable file."""
     if "\0" in path:  # Go strings may hold one; no file name can
         raise FileNotFoundError(2, "No such file or directory")
-    mode = os.stat(path).st_mode
+    try:
+        mode = os.stat(path).st_mode
+    except ValueError:  # a name the file system cannot take
+        raise FileNotFoundError(2, "No such file or directory") from None
     if stat.S_ISDIR(mode) or not mode & 0o111:
         raise PermissionError(13, "Permission denied")
 

@@ -57,9 +57,15 @@ CLIENT = MessageType.CLIENT
 
 @dataclass
 class Peer:
-    """The server's end of one agent connection: minimega's handshake, then messages."""
+    """The server's end of one agent connection: minimega's handshake, then messages.
+
+    As minimega, it answers the agent's CLOSE_READER of a pipe it reads with a
+    CLOSE_READER of its own (`echo_closes`), and sends none for a pipe it deleted.
+    """
 
     stream: trio.abc.Stream
+    echo_closes: bool = True
+    readers: set[str] = field(default_factory=set)  # pipes the agent reads, as we see it
     codec: RonCodec = field(default_factory=RonCodec)
     received: list[Message] = field(default_factory=list)
     hello: Message | None = None
@@ -90,6 +96,9 @@ class Peer:
         return self.hello
 
     async def send(self, *messages: Message) -> None:
+        for message in messages:
+            if message.type == PIPE and message.pipe_mode == PipeMode.CLOSE_READER:
+                self.readers.discard(message.pipe)  # deleted, or an echo
         async with self._sending:
             await self.stream.send_all(b"".join(map(self.codec.encode, messages)))
 
@@ -105,13 +114,27 @@ class Peer:
         try:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 while data := await self.stream.receive_some(65536):
-                    self.received += self.codec.feed(data)
+                    messages = self.codec.feed(data)
+                    self.received += messages
                     self._arrived.set()
                     self._arrived = trio.Event()
+                    for message in messages:
+                        await self._answer(message)
         finally:
             self.closed = True
             self._arrived.set()
             await trio.aclose_forcefully(self.stream)
+
+    async def _answer(self, message: Message) -> None:
+        if message.type != PIPE:
+            return
+        if message.pipe_mode == PipeMode.NEW_READER:
+            self.readers.add(message.pipe)
+        elif message.pipe_mode == PipeMode.CLOSE_READER and message.pipe in self.readers:
+            if self.echo_closes:
+                await self.send(Message(type=PIPE, pipe=message.pipe,
+                                        pipe_mode=PipeMode.CLOSE_READER))
+            self.readers.discard(message.pipe)
 
     async def expect(self, wanted: Callable[[Message], bool], what: str = "",
                      seconds: float = WAIT) -> Message:
@@ -515,6 +538,35 @@ async def test_an_exec_that_leaves_a_daemon_holding_its_output_still_ends(
     with trio.fail_after(WAIT):
         while any(map(group_members, groups)):  # noqa: ASYNC110 - processes apart
             await trio.sleep(0.01)
+
+
+async def test_minimegas_echo_of_a_close_is_not_taken_for_a_deletion(tmp_path: Path) -> None:
+    """Two execs in a row read one pipe: the first one's reader closes at its exit, and
+    minimega echoes that close, after the second one has opened its reader. The echo
+    must not end the second one's stdin; a real deletion later still does."""
+    async with connected(tmp_path) as (_, peer):
+        peer.echo_closes = False  # this test echoes itself, when the race is at its worst
+        for i in (1, 2, 3):
+            command = ["head", "-n", "1"] if i < 3 else ["cat"]
+            await peer.command(exec_command(i, *command, stdin="p"))
+        await peer.pipe_message("p", PipeMode.NEW_READER)
+        await peer.send(Message(type=PIPE, pipe="p", pipe_mode=PipeMode.DATA,
+                                pipe_data=b"first\n"))
+        await peer.pipe_message("p", PipeMode.CLOSE_READER)
+        await peer.pipe_message("p", PipeMode.NEW_READER, nth=2)
+        # minimega's echo comes only now, after the second reader was opened
+        echo = Message(type=PIPE, pipe="p", pipe_mode=PipeMode.CLOSE_READER)
+        await peer.send(echo)
+        await peer.send(Message(type=PIPE, pipe="p", pipe_mode=PipeMode.DATA,
+                                pipe_data=b"second\n"))
+        assert (await peer.response(2)).stdout == "second\n"
+        await peer.pipe_message("p", PipeMode.CLOSE_READER, nth=2)
+        await peer.send(echo)
+        await peer.pipe_message("p", PipeMode.NEW_READER, nth=3)
+        await peer.send(Message(type=PIPE, pipe="p", pipe_mode=PipeMode.DATA,
+                                pipe_data=b"third\n"), echo)  # this one is a deletion
+        assert (await peer.response(3)).stdout == "third\n"
+    assert (await peer.response(1)).stdout == "first\n"
 
 
 # --- processes ---------------------------------------------------------------------------

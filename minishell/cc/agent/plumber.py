@@ -7,6 +7,15 @@ PIPE_NEW_READER, the last one to go PIPE_CLOSE_READER, and writers likewise.
 (miniccc 2.9 sends NEW_* for every local open; the server counts a client once
 either way.)
 
+minimega answers a client's CLOSE_READER with a CLOSE_READER of its own (its
+reader's goroutine reports every close). That echo must not be taken for the
+pipe's deletion: when a program reading `p` ends and the next one reading `p`
+starts at once (two execs in a row), the echo of the first one's close arrives
+after the second one's NEW_READER, and taking it for a deletion would give the
+second program EOF. So each CLOSE_READER the agent sends expects one echo, and
+the next CLOSE_READER of that pipe within ECHO_WINDOW is taken for it. (miniccc
+2.9 never meets this: it does not close a reader when its program exits.)
+
 DATA from the server goes to every local reader of its pipe. A reader is a
 bounded queue: a reader that does not keep up (a program that does not read its
 stdin) has what does not fit dropped and counted, and nobody else waits for it;
@@ -31,6 +40,7 @@ from minishell.protocol.ron import PipeMode
 logger = logging.getLogger("minishell.cc.agent")
 
 READER_BYTES_MAX = 1024 * 1024  # what one local reader may hold that it has not taken
+ECHO_WINDOW = 5.0  # seconds within which the server's echo of a CLOSE_READER is expected
 _STRAYS_LOGGED_MAX = 1024  # names remembered for logging stray data once each
 
 
@@ -92,6 +102,8 @@ class LocalPlumber:
         self._writers: dict[str, int] = {}
         # pipes whose stray data was logged: once per name, until it has a reader again
         self._strays_logged: set[str] = set()
+        # when each CLOSE_READER whose echo has not come yet was sent, by pipe
+        self._echoes_due: dict[str, deque[float]] = {}
 
     def open_reader(self, pipe: str) -> LocalReader:
         reader = LocalReader(pipe, self._reader_bytes_max)
@@ -112,6 +124,7 @@ class LocalPlumber:
         if not readers:
             del self._readers[reader.pipe]
             self._upstream(reader.pipe, PipeMode.CLOSE_READER)
+            self._echoes_due.setdefault(reader.pipe, deque()).append(trio.current_time())
 
     def open_writer(self, pipe: str) -> None:
         self._writers[pipe] = self._writers.get(pipe, 0) + 1
@@ -139,21 +152,34 @@ class LocalPlumber:
             reader.put(data)
 
     def delete(self, pipe: str) -> None:
-        """PIPE CLOSE_READER from the server: every local reader ends after what it holds.
+        """PIPE CLOSE_READER from the server: the echo of one of ours, or the pipe was
+        deleted: then every local reader ends after what it holds.
 
-        Upstream this is the last reader going, so CLOSE_READER goes back as well,
-        as miniccc answers it (the server ignores it for a reader it has closed).
+        Upstream that is the last reader going, so CLOSE_READER goes back as well,
+        as miniccc answers it (the server ignores it for a reader it has closed,
+        and sends no echo of it).
         """
+        due = self._echoes_due.get(pipe)
+        now = trio.current_time()
+        while due and now - due[0] > ECHO_WINDOW:
+            due.popleft()
+        if due:
+            due.popleft()
+            logger.debug("the server's echo of our close of pipe %s", pipe)
+            return
+        self._echoes_due.pop(pipe, None)
         readers = self._readers.pop(pipe, None)
         if readers is None:
-            logger.error("close of pipe %s, which has no reader here: ignored", pipe)
+            logger.debug("close of pipe %s, which has no reader here: ignored", pipe)
             return
         for reader in readers:
             reader.end()
         self._upstream(pipe, PipeMode.CLOSE_READER)
 
     def announcements(self) -> list[tuple[str, PipeMode]]:
-        """What a new connection must be told: NEW_READER and NEW_WRITER of every pipe in use."""
+        """What a new connection must be told: NEW_READER and NEW_WRITER of every pipe in use.
+        (Echoes due on the connection that ended will not come.)"""
+        self._echoes_due.clear()
         return ([(pipe, PipeMode.NEW_READER) for pipe in self._readers]
                 + [(pipe, PipeMode.NEW_WRITER) for pipe in self._writers])
 

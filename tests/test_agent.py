@@ -23,6 +23,7 @@ import pytest
 import trio
 from plumbing import children
 
+from minishell.cc.agent import plumber as local_plumber
 from minishell.cc.agent.agent import Agent, Backoff, dialer
 from minishell.cc.agent.identity import Identity, go_arch, go_os
 from minishell.cc.agent.link import Timing
@@ -540,12 +541,15 @@ async def test_an_exec_that_leaves_a_daemon_holding_its_output_still_ends(
             await trio.sleep(0.01)
 
 
-async def test_minimegas_echo_of_a_close_is_not_taken_for_a_deletion(tmp_path: Path) -> None:
-    """Two execs in a row read one pipe: the first one's reader closes at its exit, and
-    minimega echoes that close, after the second one has opened its reader. The echo
-    must not end the second one's stdin; a real deletion later still does."""
-    async with connected(tmp_path) as (_, peer):
-        peer.echo_closes = False  # this test echoes itself, when the race is at its worst
+async def test_a_reader_opened_again_waits_for_the_echo_of_its_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three execs in a row read one pipe. minimega echoes each CLOSE_READER, and ignores
+    a NEW_READER that comes before it has sent the echo: so the agent holds the next
+    NEW_READER until the echo, and does not take the echo for a deletion. From a server
+    that sends no echo, it waits ECHO_WINDOW."""
+    monkeypatch.setattr(local_plumber, "ECHO_WINDOW", 0.3)
+    async with connected(tmp_path) as (agent, peer):
+        peer.echo_closes = False  # the test answers by hand, when the race is at its worst
         for i in (1, 2, 3):
             command = ["head", "-n", "1"] if i < 3 else ["cat"]
             await peer.command(exec_command(i, *command, stdin="p"))
@@ -553,18 +557,24 @@ async def test_minimegas_echo_of_a_close_is_not_taken_for_a_deletion(tmp_path: P
         await peer.send(Message(type=PIPE, pipe="p", pipe_mode=PipeMode.DATA,
                                 pipe_data=b"first\n"))
         await peer.pipe_message("p", PipeMode.CLOSE_READER)
-        await peer.pipe_message("p", PipeMode.NEW_READER, nth=2)
-        # minimega's echo comes only now, after the second reader was opened
+        with trio.fail_after(WAIT):
+            while agent.plumber.reader_count("p") < 1:  # noqa: ASYNC110 - exec 2, apart
+                await trio.sleep(0.01)
+        await peer.command(exec_command(9, "true", background=True))
+        await peer.response(9)  # what the agent queued before this has been sent
+        modes = [m.pipe_mode for m in peer.pipe_messages("p")]
+        assert modes == [PipeMode.NEW_READER, PipeMode.CLOSE_READER]
         echo = Message(type=PIPE, pipe="p", pipe_mode=PipeMode.CLOSE_READER)
         await peer.send(echo)
+        await peer.pipe_message("p", PipeMode.NEW_READER, nth=2)
         await peer.send(Message(type=PIPE, pipe="p", pipe_mode=PipeMode.DATA,
                                 pipe_data=b"second\n"))
         assert (await peer.response(2)).stdout == "second\n"
+        # no echo this time: after ECHO_WINDOW the third reader is announced all the same
         await peer.pipe_message("p", PipeMode.CLOSE_READER, nth=2)
-        await peer.send(echo)
         await peer.pipe_message("p", PipeMode.NEW_READER, nth=3)
         await peer.send(Message(type=PIPE, pipe="p", pipe_mode=PipeMode.DATA,
-                                pipe_data=b"third\n"), echo)  # this one is a deletion
+                                pipe_data=b"third\n"), echo)  # and this one is a deletion
         assert (await peer.response(3)).stdout == "third\n"
     assert (await peer.response(1)).stdout == "first\n"
 

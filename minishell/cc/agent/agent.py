@@ -134,6 +134,7 @@ class Agent:
             self._commands = Commands(self, nursery)
             nursery.start_soon(serve_local_socket, listener, socket_path(self.path), self)
             nursery.start_soon(self._commands.run_lane)
+            nursery.start_soon(self.plumber.expire_echoes)
             task_status.started()
             await self._stay_connected()
 

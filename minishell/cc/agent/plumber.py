@@ -7,14 +7,19 @@ PIPE_NEW_READER, the last one to go PIPE_CLOSE_READER, and writers likewise.
 (miniccc 2.9 sends NEW_* for every local open; the server counts a client once
 either way.)
 
-minimega answers a client's CLOSE_READER with a CLOSE_READER of its own (its
-reader's goroutine reports every close). That echo must not be taken for the
-pipe's deletion: when a program reading `p` ends and the next one reading `p`
-starts at once (two execs in a row), the echo of the first one's close arrives
-after the second one's NEW_READER, and taking it for a deletion would give the
-second program EOF. So each CLOSE_READER the agent sends expects one echo, and
-the next CLOSE_READER of that pipe within ECHO_WINDOW is taken for it. (miniccc
-2.9 never meets this: it does not close a reader when its program exits.)
+A reader closed and opened again at once meets two habits of minimega 2.9's.
+It answers every CLOSE_READER a client sends with a CLOSE_READER of its own (the
+closed reader's goroutine reports it), which must not be taken for the pipe's
+deletion. And it forgets the closed reader only after sending that echo, so a
+NEW_READER that comes sooner is taken for a duplicate and ignored, and the
+client is left with no reader on the server. Both happen when two execs in a
+row read one pipe: the first one's reader closes at its exit, the second one's
+opens a moment later. (miniccc 2.9 never meets them: it does not close a reader
+when its program exits.) So after a CLOSE_READER the agent waits for its echo
+before it sends NEW_READER for that pipe again, and takes the first
+CLOSE_READER of that pipe for the echo; a server that sends no echo is waited
+for ECHO_WINDOW at most. Local readers opened meanwhile get what comes once the
+server has them as a reader again.
 
 DATA from the server goes to every local reader of its pipe. A reader is a
 bounded queue: a reader that does not keep up (a program that does not read its
@@ -40,7 +45,7 @@ from minishell.protocol.ron import PipeMode
 logger = logging.getLogger("minishell.cc.agent")
 
 READER_BYTES_MAX = 1024 * 1024  # what one local reader may hold that it has not taken
-ECHO_WINDOW = 5.0  # seconds within which the server's echo of a CLOSE_READER is expected
+ECHO_WINDOW = 2.0  # seconds within which the server's echo of a CLOSE_READER is expected
 _STRAYS_LOGGED_MAX = 1024  # names remembered for logging stray data once each
 
 
@@ -102,8 +107,11 @@ class LocalPlumber:
         self._writers: dict[str, int] = {}
         # pipes whose stray data was logged: once per name, until it has a reader again
         self._strays_logged: set[str] = set()
-        # when each CLOSE_READER whose echo has not come yet was sent, by pipe
+        # by pipe: when each CLOSE_READER whose echo has not come yet was sent
         self._echoes_due: dict[str, deque[float]] = {}
+        # pipes with local readers whose NEW_READER waits for an echo
+        self._reopening: set[str] = set()
+        self._echo_deadline_moved = trio.lowlevel.ParkingLot()
 
     def open_reader(self, pipe: str) -> LocalReader:
         reader = LocalReader(pipe, self._reader_bytes_max)
@@ -111,20 +119,29 @@ class LocalPlumber:
         readers.append(reader)
         self._strays_logged.discard(pipe)
         if len(readers) == 1:
-            self._upstream(pipe, PipeMode.NEW_READER)
+            if self._echoes_due.get(pipe):
+                self._reopening.add(pipe)
+            else:
+                self._upstream(pipe, PipeMode.NEW_READER)
         return reader
 
     def close_reader(self, reader: LocalReader) -> None:
         """Let go of a reader (at once: what it holds is dropped). Closing twice is harmless."""
         reader.end()
-        readers = self._readers.get(reader.pipe)
+        pipe = reader.pipe
+        readers = self._readers.get(pipe)
         if readers is None or reader not in readers:
             return  # the server deleted the pipe: it was closed then
         readers.remove(reader)
-        if not readers:
-            del self._readers[reader.pipe]
-            self._upstream(reader.pipe, PipeMode.CLOSE_READER)
-            self._echoes_due.setdefault(reader.pipe, deque()).append(trio.current_time())
+        if readers:
+            return
+        del self._readers[pipe]
+        if pipe in self._reopening:
+            self._reopening.discard(pipe)  # the server was never told of it
+            return
+        self._upstream(pipe, PipeMode.CLOSE_READER)
+        self._echoes_due.setdefault(pipe, deque()).append(trio.current_time())
+        self._echo_deadline_moved.unpark_all()
 
     def open_writer(self, pipe: str) -> None:
         self._writers[pipe] = self._writers.get(pipe, 0) + 1
@@ -159,15 +176,13 @@ class LocalPlumber:
         as miniccc answers it (the server ignores it for a reader it has closed,
         and sends no echo of it).
         """
+        self._expire_echoes()
         due = self._echoes_due.get(pipe)
-        now = trio.current_time()
-        while due and now - due[0] > ECHO_WINDOW:
-            due.popleft()
         if due:
             due.popleft()
             logger.debug("the server's echo of our close of pipe %s", pipe)
+            self._reopen_if_echoed(pipe)
             return
-        self._echoes_due.pop(pipe, None)
         readers = self._readers.pop(pipe, None)
         if readers is None:
             logger.debug("close of pipe %s, which has no reader here: ignored", pipe)
@@ -176,10 +191,40 @@ class LocalPlumber:
             reader.end()
         self._upstream(pipe, PipeMode.CLOSE_READER)
 
+    async def expire_echoes(self) -> None:
+        """Run for ever: an echo that has not come in ECHO_WINDOW will not come (a server
+        that sends none); the readers waiting for it are announced then."""
+        while True:
+            self._expire_echoes()
+            waits = [due[0] + ECHO_WINDOW for due in self._echoes_due.values() if due]
+            if waits:
+                with trio.move_on_at(min(waits)):
+                    await self._echo_deadline_moved.park()
+            else:
+                await self._echo_deadline_moved.park()
+
+    def _expire_echoes(self) -> None:
+        now = trio.current_time()
+        for pipe in list(self._echoes_due):
+            due = self._echoes_due[pipe]
+            while due and now - due[0] >= ECHO_WINDOW:
+                due.popleft()
+                logger.debug("no echo of our close of pipe %s: none expected", pipe)
+            self._reopen_if_echoed(pipe)
+
+    def _reopen_if_echoed(self, pipe: str) -> None:
+        if self._echoes_due.get(pipe):
+            return
+        self._echoes_due.pop(pipe, None)
+        if pipe in self._reopening:
+            self._reopening.discard(pipe)
+            self._upstream(pipe, PipeMode.NEW_READER)
+
     def announcements(self) -> list[tuple[str, PipeMode]]:
         """What a new connection must be told: NEW_READER and NEW_WRITER of every pipe in use.
         (Echoes due on the connection that ended will not come.)"""
         self._echoes_due.clear()
+        self._reopening.clear()
         return ([(pipe, PipeMode.NEW_READER) for pipe in self._readers]
                 + [(pipe, PipeMode.NEW_WRITER) for pipe in self._writers])
 

@@ -59,9 +59,9 @@ logger = logging.getLogger("minishell.cc.agent")
 
 DIAL_TIMEOUT = 10.0
 NETWORK_INFO_SECONDS = 1.0  # how long a reading of the interfaces is reused
-_PYTHON_LEVELS = {LogLevel.DEBUG: logging.DEBUG, LogLevel.INFO: logging.INFO,
-                  LogLevel.WARN: logging.WARNING, LogLevel.ERROR: logging.ERROR,
-                  LogLevel.FATAL: logging.CRITICAL}
+_PYTHON_LEVELS: dict[int, int] = {
+    LogLevel.DEBUG: logging.DEBUG, LogLevel.INFO: logging.INFO, LogLevel.WARN: logging.WARNING,
+    LogLevel.ERROR: logging.ERROR, LogLevel.FATAL: logging.CRITICAL}
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +233,7 @@ class Agent:
         self.processes_changed()
 
     def set_level(self, level: int) -> None:
-        python_level = _PYTHON_LEVELS.get(level)  # type: ignore[call-overload]
+        python_level = _PYTHON_LEVELS.get(level)
         if python_level is None:
             logger.error("unknown log level %d: ignored", level)
             return

@@ -117,10 +117,11 @@ def look_path(name: str, files_dir: str) -> str:
 
 def _unread_bytes(stream: trio.abc.ReceiveStream) -> int:
     """What a pipe holds now (FIONREAD); 0 if that cannot be known."""
-    with contextlib.suppress(AttributeError, OSError):
-        held = array.array("i", [0])
-        fcntl.ioctl(stream.fileno(), termios.FIONREAD, held)  # type: ignore[attr-defined]
-        return held[0]
+    if isinstance(stream, trio.lowlevel.FdStream):
+        with contextlib.suppress(OSError):
+            held = array.array("i", [0])
+            fcntl.ioctl(stream.fileno(), termios.FIONREAD, held)
+            return held[0]
     return 0
 
 

@@ -1,1 +1,1 @@
-"""minimega's command and control (cc): agents that run commands with pipes for stdio."""
+"""minimega's command and control (cc): the ron server's side and the agent's."""

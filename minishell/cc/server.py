@@ -279,6 +279,7 @@ class Agent:
         self._commands_waiting.set()
 
     async def run(self, hello: ron.Message, early: list[ron.Message]) -> None:
+        # What ends a connection comes out of its nursery in an exception group.
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -287,12 +288,13 @@ class Agent:
                 nursery.start_soon(self._heartbeats)
                 await self._receive(early)
                 nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             pass
-        except GobError as error:
-            log.info("cc: agent %s sent what is not ron: %s: dropped", self.uuid, error)
-        except _Refused as error:
-            log.info("cc: agent %s: %s: dropped", self.uuid, error)
+        except* GobError as errors:
+            log.info("cc: agent %s sent what is not ron: %s: dropped", self.uuid,
+                     errors.exceptions[0])
+        except* _Refused as errors:
+            log.info("cc: agent %s: %s: dropped", self.uuid, errors.exceptions[0])
         finally:
             self._nursery = None
             with trio.CancelScope(shield=True):

@@ -8,14 +8,14 @@ real miniccc are tested against the server elsewhere (test_cc_agents.py and
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 import trio
 
 from minishell.cc.filters import filter_text, matches, parse_filter
+from minishell.cc.server import CcServer
 from minishell.commands.cc import _stdio, cc_server
 from minishell.errors import CommandError
 from minishell.protocol import ron
@@ -98,10 +98,16 @@ async def output(session: Session, line: str) -> tuple[str, str]:
     return render(reply), error_text(reply)
 
 
-async def wait_until(condition: object) -> None:
+async def wait_until(condition: Callable[[], bool]) -> None:
     with trio.fail_after(TIMEOUT):
-        while not condition():  # type: ignore[operator]
+        while not condition():  # noqa: ASYNC110 - server state, polled
             await trio.sleep(0.01)
+
+
+def server_of(session: Session) -> CcServer:
+    server = session.namespaces.default.find(CcServer)
+    assert server is not None
+    return server
 
 
 # -- the protocol -----------------------------------------------------------------------------
@@ -158,25 +164,16 @@ async def test_a_reconnect_re_runs_nothing_a_restart_re_runs_all_but_once(
         await session.run_line("cc exec-once echo two")
         assert [(await agent.command()).id for _ in range(2)] == [1, 2]
         await agent.stream.aclose()
-        await wait_until(lambda: not session.namespaces.default.find(type(
-            cc_server_sync(session))) or not cc_server_sync(session).agents)
+        await wait_until(lambda: not server_of(session).agents)
         again = await connect(session)
         await again.hello(last_command_id=2)  # a running agent that lost its link
         await session.run_line("cc exec echo three")
         assert (await again.command()).id == 3  # nothing it ran comes again
         await again.stream.aclose()
-        await wait_until(lambda: not cc_server_sync(session).agents)
+        await wait_until(lambda: not server_of(session).agents)
         restarted = await connect(session)
         await restarted.hello()  # a new process: it says it ran nothing
         assert [(await restarted.command()).id for _ in range(2)] == [1, 3]
-
-
-def cc_server_sync(session: Session) -> object:
-    from minishell.cc.server import CcServer
-
-    server = session.namespaces.default.find(CcServer)
-    assert server is not None
-    return server
 
 
 async def test_once_commands_reach_agents_that_connect_later(session: Session) -> None:
@@ -321,5 +318,6 @@ async def test_bad_input_is_minimegas_errors(session: Session) -> None:
         "", "Error (vm): minishell does not implement `cc tunnel`")
     assert await output(session, "cc send nosuch.txt") == (
         "", "Error (vm): no such file: nosuch.txt")
+    files = session.files_dir
     assert await output(session, "cc send /etc/passwd") == (
-        "", f"Error (vm): can only send files from {os.path.normpath(session.files_dir)}")
+        "", f"Error (vm): can only send files from {files}")

@@ -397,6 +397,10 @@ class Agent:
             scope = self._readers.pop(name, None)
             if scope is not None:
                 scope.cancel()
+                # minimega's reader says it has gone, as a CLOSE_READER back: agents
+                # wait for it before they open the pipe again.
+                await self.send([ron.Message(type=ron.MessageType.PIPE, pipe=name,
+                                             pipe_mode=ron.PipeMode.CLOSE_READER)])
         elif mode == ron.PipeMode.CLOSE_WRITER:
             held = self._writers.pop(name, None)
             if held is not None:

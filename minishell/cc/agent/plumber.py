@@ -21,6 +21,13 @@ CLOSE_READER of that pipe for the echo; a server that sends no echo is waited
 for ECHO_WINDOW at most. Local readers opened meanwhile get what comes once the
 server has them as a reader again.
 
+A program that exits before anything came for it on its stdin keeps its reader
+until something does (or the pipe is deleted): that is how minimega 2.9 shows it
+(`readers 1`, pinned by the cc_bad_input transcript), but where 2.9's reader then
+swallows that message and wedges the client, here the message goes to the other
+readers as usual, the orphan drops its copy, and the reader goes upstream. A
+program that took input before it exited lets go of its reader at once.
+
 DATA from the server goes to every local reader of its pipe. A reader is a
 bounded queue: a reader that does not keep up (a program that does not read its
 stdin) has what does not fit dropped and counted, and nobody else waits for it;
@@ -56,6 +63,8 @@ class LocalReader:
         self.pipe = pipe
         self.dropped_messages = 0
         self.dropped_bytes = 0
+        self.taken = 0  # messages its user has received
+        self.orphaned = False  # its program exited before taking anything (see above)
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._bytes_max = bytes_max
@@ -86,6 +95,7 @@ class LocalReader:
             return None
         data = self._queue.popleft()
         self._queued_bytes -= len(data)
+        self.taken += 1
         return data
 
     def drop_note(self) -> str:
@@ -125,8 +135,17 @@ class LocalPlumber:
                 self._upstream(pipe, PipeMode.NEW_READER)
         return reader
 
+    def orphan(self, reader: LocalReader) -> None:
+        """The reader's program exited before anything came: keep it until something
+        does (see the module's docstring)."""
+        reader.end()
+        reader.orphaned = True
+
     def close_reader(self, reader: LocalReader) -> None:
-        """Let go of a reader (at once: what it holds is dropped). Closing twice is harmless."""
+        """Let go of a reader (at once: what it holds is dropped). Closing twice is harmless;
+        an orphan is let go by what comes for it, or the pipe's deletion."""
+        if reader.orphaned:
+            return
         reader.end()
         pipe = reader.pipe
         readers = self._readers.get(pipe)
@@ -165,8 +184,14 @@ class LocalPlumber:
                 self._strays_logged.add(pipe)
                 logger.error("data for pipe %s, which has no reader here: dropped", pipe)
             return
-        for reader in readers:
-            reader.put(data)
+        for reader in list(readers):
+            if reader.orphaned:
+                logger.info("data for pipe %s, whose reading program has exited: its reader "
+                            "goes", pipe)
+                reader.orphaned = False
+                self.close_reader(reader)
+            else:
+                reader.put(data)
 
     def delete(self, pipe: str) -> None:
         """PIPE CLOSE_READER from the server: the echo of one of ours, or the pipe was

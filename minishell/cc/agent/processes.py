@@ -7,9 +7,11 @@ program starts in a session and process group of its own.
 
 - stdin: each message from the pipe, with a newline added if it has none. When
   the program exits, or closes its stdin, the reader is let go at once (2.9
-  keeps it: it takes the next message, loses it, and wedges the client). A
-  program that does not read has its reader's queue fill, and what does not fit
-  is dropped and counted (2.9 wedges the whole client).
+  keeps it: it takes the next message, loses it, and wedges the client); only
+  a program that exits before anything came leaves its reader until something
+  does, as 2.9 shows it (plumber.py says why). A program that does not read has
+  its reader's queue fill, and what does not fit is dropped and counted (2.9
+  wedges the whole client).
 - stdout, stderr: to a pipe, one message per line, as bufio.Scanner splits them
   (a CR before the newline goes, a last line without one gets one); a line of
   LINE_MAX bytes or more is dropped and counted and the stream goes on (2.9
@@ -443,7 +445,10 @@ class Program:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the program closed its stdin: it wants nothing more
             finally:
-                self._plumber.close_reader(reader)
+                if self._reaped and not reader.taken:
+                    self._plumber.orphan(reader)
+                else:
+                    self._plumber.close_reader(reader)
                 await trio.aclose_forcefully(stdin)
 
     async def _stop(self, pidfd: int) -> None:

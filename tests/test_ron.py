@@ -34,6 +34,7 @@ from minishell.protocol.ron import (
     HandshakeScanner,
     Message,
     MessageType,
+    PipeLines,
     PipeMode,
     Process,
     Response,
@@ -523,3 +524,75 @@ def test_a_stream_that_ends_before_ron_is_a_handshake_error() -> None:
     with pytest.raises(HandshakeError, match="before RON"):
         codec.end_of_stream()
     assert issubclass(HandshakeError, GobError)
+
+
+# --- pipe lines: the shortcut both ways ---------------------------------------------------
+
+
+def pipe_data(pipe: str, data: bytes) -> Message:
+    return Message(type=MessageType.PIPE, pipe=pipe, pipe_mode=PipeMode.DATA, pipe_data=data)
+
+
+pipe_names = st.text(max_size=200) | st.sampled_from(["foo", "ns//bar"])
+lines = st.lists(st.binary(max_size=300).map(lambda line: line.replace(b"\n", b"")),
+                 max_size=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pipe=pipe_names, block_lines=lines, before=st.booleans())
+def test_pipe_lines_encode_as_their_messages_one_by_one(pipe: str, block_lines: list[bytes],
+                                                        before: bool) -> None:
+    shortcut, general = RonCodec(), RonCodec()
+    if before:  # descriptors already sent, or sent with the first line
+        assert shortcut.encode(Message()) == general.encode(Message())
+    block = b"".join(line + b"\n" for line in block_lines)
+    assert shortcut.encode_pipe_lines(pipe, block) == b"".join(
+        general.encode(pipe_data(pipe, line + b"\n")) for line in block_lines)
+
+
+def test_pipe_lines_need_complete_lines() -> None:
+    with pytest.raises(ValueError, match="complete lines"):
+        RonCodec().encode_pipe_lines("foo", b"a\nb")
+    assert RonCodec().encode_pipe_lines("foo", b"") == b""
+
+
+# data of every shape: lines (the shortcut's), and what it must leave to the general path
+shaped_data = st.sampled_from([b"", b"x", b"a\nb\n", b"\n", b"\n\n"]) | st.binary(
+    max_size=300).map(lambda line: line.replace(b"\n", b"") + b"\n")
+mixed = st.lists(st.builds(pipe_data, st.sampled_from(["foo", "bar", "é"]), shaped_data)
+                 | messages, max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(sent=mixed, data=st.data())
+def test_runs_decode_to_what_the_general_decoder_gives(sent: list[Message],
+                                                       data: st.DataObject) -> None:
+    stream = reencoded([Message(type=MessageType.CLIENT, client=Client()), *sent])
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    codec = RonCodec()
+    received = [item for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True)
+                for item in codec.feed_runs(stream[start:end])]
+    codec.end_of_stream()
+    expanded = [message for item in received
+                for message in (item.messages() if isinstance(item, PipeLines) else [item])]
+    assert expanded[1:] == sent
+    for item in received:  # a run is never empty, and never split for nothing
+        assert not isinstance(item, PipeLines) or item.block.endswith(b"\n")
+
+
+def test_lines_in_a_row_come_as_one_run() -> None:
+    sender = RonCodec()
+    block = b"".join(b"%d\n" % n for n in range(10000)) + b"x" * 200 + b"\n"
+    stream = (MAGIC + sender.encode(Message(type=MessageType.CLIENT, client=Client()))
+              + sender.encode_pipe_lines("foo", block) + sender.encode_pipe_lines("bar", b"1\n"))
+    received = RonCodec().feed_runs(stream)
+    assert received[1:] == [PipeLines("foo", block), PipeLines("bar", b"1\n")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(garbage=st.binary(max_size=200), cut=st.integers(0, 60))
+def test_garbage_among_pipe_lines_gives_only_gob_errors(garbage: bytes, cut: int) -> None:
+    sender = RonCodec()
+    lines_sent = sender.encode_pipe_lines("foo", b"one\ntwo\n")
+    only_gob_errors(MAGIC + sender.encode(Message(type=MessageType.CLIENT, client=Client()))
+                    + lines_sent[:cut] + garbage + lines_sent)

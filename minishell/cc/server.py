@@ -31,7 +31,6 @@ from minishell.cc.filters import matches
 from minishell.cc.responses import RESPONSES_FOLDER, Responses
 from minishell.errors import CommandError
 from minishell.plumber import Plumber, Reader, Writer
-from minishell.plumber.pipe import split_messages
 from minishell.protocol import ron
 from minishell.protocol.gob import GobError
 
@@ -310,11 +309,17 @@ class Agent:
         """Send messages in order, whoever sends them; an agent that takes nothing for
         SEND_PATIENCE seconds is dropped."""
         async with self._send_lock:
-            data = b"".join(self._codec.encode(message) for message in messages)
-            with trio.move_on_after(SEND_PATIENCE) as waited:
-                await self._stream.send_all(data)
-            if waited.cancelled_caught:
-                raise _Refused(f"took nothing for {SEND_PATIENCE:g} s")
+            await self._send_bytes(b"".join(self._codec.encode(message) for message in messages))
+
+    async def _send_lines(self, pipe: str, block: bytes) -> None:
+        async with self._send_lock:
+            await self._send_bytes(self._codec.encode_pipe_lines(pipe, block))
+
+    async def _send_bytes(self, data: bytes) -> None:
+        with trio.move_on_after(SEND_PATIENCE) as waited:
+            await self._stream.send_all(data)
+        if waited.cancelled_caught:
+            raise _Refused(f"took nothing for {SEND_PATIENCE:g} s")
 
     async def _send_commands(self) -> None:
         while True:
@@ -343,8 +348,11 @@ class Agent:
             if not data:
                 self._codec.end_of_stream()
                 return
-            for message in self._codec.feed(data):
-                await self._handle(message)
+            for item in self._codec.feed_runs(data):
+                if isinstance(item, ron.PipeLines):
+                    await self._pipe_lines(item)
+                else:
+                    await self._handle(item)
 
     async def _handle(self, message: ron.Message) -> None:
         kind = message.type
@@ -406,14 +414,24 @@ class Agent:
             if held is not None:
                 await held[0].aclose()
         elif mode == ron.PipeMode.DATA:
-            held = self._writers.get(name)
-            if held is None:
-                log.info("cc: agent %s wrote to %s, which it does not hold: ignored",
-                         self.uuid, name)
-                return
-            await held[1].write_message(message.pipe_data)
+            target = self._writer_of(name)
+            if target is not None:
+                await target.write_message(message.pipe_data)
         else:
             log.info("cc: agent %s: unknown pipe mode %d: ignored", self.uuid, mode)
+
+    async def _pipe_lines(self, lines: ron.PipeLines) -> None:
+        writer = self._writer_of(lines.pipe)
+        if writer is not None:
+            await writer.write_lines(lines.block)
+
+    def _writer_of(self, name: str) -> Writer | None:
+        held = self._writers.get(name)
+        if held is None:
+            log.info("cc: agent %s wrote to %s, which it does not hold: ignored",
+                     self.uuid, name)
+            return None
+        return held[1]
 
     async def _read_pipe(self, name: str, *,
                          task_status: trio.TaskStatus[trio.CancelScope]) -> None:
@@ -429,10 +447,11 @@ class Agent:
 
     async def _forward(self, name: str, reader: Reader) -> None:
         async for chunk in reader:
-            messages = [chunk.data] if chunk.one_message else split_messages(chunk.data)
-            await self.send([ron.Message(type=ron.MessageType.PIPE, pipe=name,
-                                         pipe_mode=ron.PipeMode.DATA, pipe_data=message)
-                             for message in messages])
+            if chunk.one_message:
+                await self.send([ron.Message(type=ron.MessageType.PIPE, pipe=name,
+                                             pipe_mode=ron.PipeMode.DATA, pipe_data=chunk.data)])
+            else:
+                await self._send_lines(name, chunk.data)
 
     async def _release_pipes(self) -> None:
         for scope in self._readers.values():

@@ -106,7 +106,9 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def _put_uint(out: bytearray, value: int) -> None:
+def put_uint(out: bytearray, value: int) -> None:
+    """Append gob's unsigned integer: one byte below 0x80, else its byte count negated
+    and its big-endian bytes."""
     if value < 0x80:
         out.append(value)
         return
@@ -115,9 +117,36 @@ def _put_uint(out: bytearray, value: int) -> None:
     out += raw
 
 
-def _put_int(out: bytearray, value: int) -> None:
+def put_int(out: bytearray, value: int) -> None:
     # Bit 0 says "complement the rest", so the most negative int is no special case.
-    _put_uint(out, (~value << 1) | 1 if value < 0 else value << 1)
+    put_uint(out, (~value << 1) | 1 if value < 0 else value << 1)
+
+
+def frame_size(buffer: bytes | bytearray, start: int,
+               limits: Limits = DEFAULT_LIMITS) -> tuple[int, int] | None:
+    """The message framed at `start`: its length prefix's size and its own; None while the
+    prefix is incomplete. GobError for a prefix no stream may send (judged as soon as the
+    length is known, so a hostile length costs no buffering)."""
+    available = len(buffer) - start
+    if available <= 0:
+        return None
+    first = buffer[start]
+    if first < 0x80:
+        size, header = first, 1
+    else:
+        width = 256 - first
+        if width > 8:
+            raise GobError(f"invalid message length prefix 0x{first:02x}")
+        if available <= width:
+            return None
+        size = int.from_bytes(buffer[start + 1:start + 1 + width], "big")
+        header = 1 + width
+    if size == 0:
+        raise GobError("empty message")
+    if size > limits.max_message_size:
+        raise GobError(f"message of {size} bytes exceeds the limit of "
+                       f"{limits.max_message_size}")
+    return header, size
 
 
 def _framed(body: bytearray, limits: Limits) -> bytes:
@@ -126,7 +155,7 @@ def _framed(body: bytearray, limits: Limits) -> bytes:
         raise GobError(f"message of {len(body)} bytes exceeds the limit of "
                        f"{limits.max_message_size}")
     out = bytearray()
-    _put_uint(out, len(body))
+    put_uint(out, len(body))
     return bytes(out + body)
 
 
@@ -296,7 +325,7 @@ class Int(_Integer):
         super().__init__(go_string, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
 
     def encode(self, out: bytearray, value: int) -> None:
-        _put_int(out, self._checked(value))
+        put_int(out, self._checked(value))
 
     def _read(self, reader: _Reader) -> int:
         return self._checked(reader.read_int())
@@ -311,7 +340,7 @@ class Uint(_Integer):
         super().__init__(go_string, 0, (1 << bits) - 1)
 
     def encode(self, out: bytearray, value: int) -> None:
-        _put_uint(out, self._checked(value))
+        put_uint(out, self._checked(value))
 
     def _read(self, reader: _Reader) -> int:
         return self._checked(reader.read_uint())
@@ -338,7 +367,7 @@ class String(_Scalar[str]):
             raw = value.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError as error:
             raise GobError(f"{value!r} cannot be sent as a Go string: {error.reason}") from None
-        _put_uint(out, len(raw))
+        put_uint(out, len(raw))
         out += raw
 
     def _read(self, reader: _Reader) -> str:
@@ -355,7 +384,7 @@ class _ByteString(_Scalar[bytes]):
     def encode(self, out: bytearray, value: bytes) -> None:
         if not isinstance(value, bytes | bytearray):
             raise GobError(f"{value!r} is not bytes for {self.go_string}")
-        _put_uint(out, len(value))
+        put_uint(out, len(value))
         out += value
 
     def _read(self, reader: _Reader) -> bytes:
@@ -443,7 +472,7 @@ class Slice(GoType[list[T]]):
         return len(value) == 0
 
     def encode(self, out: bytearray, value: list[T]) -> None:
-        _put_uint(out, len(value))
+        put_uint(out, len(value))
         for item in value:
             self.elem.encode(out, item)
 
@@ -480,7 +509,7 @@ class Map(GoType[dict[K, V] | None]):
 
     def encode(self, out: bytearray, value: dict[K, V] | None) -> None:
         entries = value or {}
-        _put_uint(out, len(entries))
+        put_uint(out, len(entries))
         for key, elem in entries.items():
             self.key.encode(out, key)
             self.elem.encode(out, elem)
@@ -541,7 +570,7 @@ class Struct(GoType[T]):
             item = getattr(value, field.attr)
             if field.type.is_zero(item):
                 continue
-            _put_uint(out, number - previous)
+            put_uint(out, number - previous)
             previous = number
             field.type.encode(out, item)
         out.append(0)
@@ -802,6 +831,10 @@ class Encoder:
     def encode(self, go_type: GoType[T], value: T) -> bytes:
         return b"".join(self.encode_messages(go_type, value))
 
+    def has_sent(self, go_type: GoType[Any]) -> bool:
+        """Whether the type's descriptors went out already (its values go alone now)."""
+        return self.type_ids.id_of(go_type) in self._sent
+
     def encode_messages(self, go_type: GoType[T], value: T) -> list[bytes]:
         """The gob messages for one value, each framed: new type descriptors, then the value.
 
@@ -813,7 +846,7 @@ class Encoder:
         newly_sent: list[int] = []
         self._describe(go_type, messages, newly_sent)
         body = bytearray()
-        _put_int(body, type_id)
+        put_int(body, type_id)
         if not isinstance(go_type.base, Struct):
             body.append(0)  # a singleton reads like field 0 of a struct
         go_type.encode(body, value)
@@ -831,7 +864,7 @@ class Encoder:
         if type_id in self._sent or type_id in newly_sent:
             return
         body = bytearray()
-        _put_int(body, -type_id)
+        put_int(body, -type_id)
         GO_WIRE_TYPE.encode(body, self.type_ids.wire_type(type_id))
         messages.append(_framed(body, self.limits))
         newly_sent.append(type_id)
@@ -1011,26 +1044,10 @@ class Decoder(Generic[T]):
 
     def _next_message(self) -> bytes | None:
         buffer, start = self._buffer, self._start
-        available = len(buffer) - start
-        if available == 0:
+        framing = frame_size(buffer, start, self.limits)
+        if framing is None:
             return None
-        first = buffer[start]
-        if first < 0x80:
-            size, header = first, 1
-        else:
-            width = 256 - first
-            if width > 8:
-                raise GobError(f"invalid message length prefix 0x{first:02x}")
-            if available <= width:
-                return None
-            size = int.from_bytes(buffer[start + 1:start + 1 + width], "big")
-            header = 1 + width
-        # judged as soon as the length is known, so a hostile length costs no buffering
-        if size == 0:
-            raise GobError("empty message")
-        if size > self.limits.max_message_size:
-            raise GobError(f"message of {size} bytes exceeds the limit of "
-                           f"{self.limits.max_message_size}")
+        header, size = framing
         end = start + header + size
         if end > len(buffer):
             return None

@@ -50,6 +50,7 @@ from minishell.protocol.ron import (
     LogLevel,
     Message,
     MessageType,
+    PipeLines,
     PipeMode,
     Process,
     Response,
@@ -201,8 +202,8 @@ class Agent:
         if self._commands is not None:
             self._commands.link_closed(link)
 
-    def pipe_data(self, pipe: str, data: bytes) -> None:
-        self.plumber.deliver(pipe, data)
+    def pipe_data(self, pipe: str, data: bytes, messages: int = 1) -> None:
+        self.plumber.deliver(pipe, data, messages)
 
     def pipe_deleted(self, pipe: str) -> None:
         self.plumber.delete(pipe)
@@ -241,12 +242,18 @@ class Agent:
         self._log.setLevel(python_level)
 
     async def send_pipe_data(self, pipe: str, data: bytes) -> None:
+        await self._send_upstream(Message(type=MessageType.PIPE, pipe=pipe,
+                                          pipe_mode=PipeMode.DATA, pipe_data=data), len(data))
+
+    async def send_pipe_lines(self, pipe: str, block: bytes) -> None:
+        await self._send_upstream(PipeLines(pipe, block), len(block))
+
+    async def _send_upstream(self, item: Message | PipeLines, size: int) -> None:
         link = self.link
         if link is None:
             return  # no server: nobody reads the pipe, as with a pipe without readers
         with contextlib.suppress(OutboxClosed):  # the connection ended meanwhile
-            await link.send_data(Message(type=MessageType.PIPE, pipe=pipe,
-                                         pipe_mode=PipeMode.DATA, pipe_data=data), len(data))
+            await link.send_data(item, size)
 
     # --- helpers --------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ from minishell.protocol.ron import (
     Command,
     Message,
     MessageType,
+    PipeLines,
     PipeMode,
     Response,
     RonCodec,
@@ -94,7 +95,7 @@ class LinkOwner(Protocol):
 
     def link_closed(self, link: Link, unsent: list[Response]) -> None: ...
 
-    def pipe_data(self, pipe: str, data: bytes) -> None: ...
+    def pipe_data(self, pipe: str, data: bytes, messages: int = 1) -> None: ...
 
     def pipe_deleted(self, pipe: str) -> None: ...
 
@@ -208,7 +209,7 @@ class Link:
     def send_control(self, message: Message) -> None:
         self.outbox.put_control(message)
 
-    async def send_data(self, message: Message, size: int) -> None:
+    async def send_data(self, message: Message | PipeLines, size: int) -> None:
         """OutboxClosed if the connection ends before there is room."""
         await self.outbox.put_data(message, size)
 
@@ -248,12 +249,15 @@ class Link:
                 self.end("the server closed the connection")
                 return
             try:
-                messages = self._codec.feed(data)
+                received = self._codec.feed_runs(data)
             except GobError as error:
                 self.end(f"bad stream from the server: {error}")
                 return
-            for message in messages:
-                await self._route(message)
+            for item in received:
+                if isinstance(item, PipeLines):
+                    self._owner.pipe_data(item.pipe, item.block, item.block.count(b"\n"))
+                else:
+                    await self._route(item)
 
     async def _write_loop(self) -> None:
         while True:
@@ -264,16 +268,20 @@ class Link:
             data = bytearray()
             for item in items:
                 if isinstance(item, ClientInfo):
-                    message = self._owner.client_info(item.responses)
+                    message: Message | PipeLines = self._owner.client_info(item.responses)
                     self._writing += item.responses
                     self._last_client_sent = trio.current_time()
                 else:
                     message = item
                 try:
-                    data += self._codec.encode(message)
+                    if isinstance(message, PipeLines):
+                        data += self._codec.encode_pipe_lines(message.pipe, message.block)
+                    else:
+                        data += self._codec.encode(message)
                 except GobError as error:  # a bug: values the bounds should have kept out
                     logger.error("a %s message could not be encoded, not sent: %s",
-                                 _type_name(message.type), error)
+                                 _type_name(MessageType.PIPE if isinstance(message, PipeLines)
+                                            else message.type), error)
             with trio.move_on_after(self._timing.send_stall) as sending:
                 try:
                     await self._stream.send_all(data)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from minishell.protocol.ron import Message, Response
+from minishell.protocol.ron import Message, PipeLines, Response
 
 DATA_BYTES_MAX = 1024 * 1024  # queued pipe lines and file parts, not yet taken by the writer
 # Responses one CLIENT message may carry (their output, bytes): a response keeps at most
@@ -36,7 +36,7 @@ class ClientInfo:
         return sum(len(r.stdout) + len(r.stderr) for r in self.responses)
 
 
-Item = Message | ClientInfo
+Item = Message | PipeLines | ClientInfo
 
 
 class OutboxClosed(Exception):
@@ -61,7 +61,7 @@ class Outbox:
         if not self._closed:
             self._append(message, 0)
 
-    async def put_data(self, message: Message, size: int) -> None:
+    async def put_data(self, message: Message | PipeLines, size: int) -> None:
         """Queue a message of `size` data bytes once there is room; OutboxClosed if the
         connection ends first. One message always fits into an empty queue."""
         while (not self._closed and self._data_bytes

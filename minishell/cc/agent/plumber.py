@@ -65,21 +65,27 @@ class LocalReader:
         self.dropped_bytes = 0
         self.taken = 0  # messages its user has received
         self.orphaned = False  # its program exited before taking anything (see above)
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[tuple[bytes, int]] = deque()  # (messages' data, how many)
         self._queued_bytes = 0
         self._bytes_max = bytes_max
         self._ended = False
         self._waiting = trio.lowlevel.ParkingLot()
 
-    def put(self, data: bytes) -> None:
+    def put(self, data: bytes, messages: int = 1) -> None:
+        """One message, or `messages` lines in a block; what does not fit is dropped."""
         if self._ended:
             return
+        room = self._bytes_max - self._queued_bytes
         # one message always fits into an empty queue, however long
-        if self._queue and self._queued_bytes + len(data) > self._bytes_max:
-            self.dropped_messages += 1
-            self.dropped_bytes += len(data)
-            return
-        self._queue.append(data)
+        if self._queue and len(data) > room:
+            kept = data[:data.rfind(b"\n", 0, room) + 1] if messages > 1 else b""
+            kept_messages = kept.count(b"\n")
+            self.dropped_messages += messages - kept_messages
+            self.dropped_bytes += len(data) - len(kept)
+            if not kept:
+                return
+            data, messages = kept, kept_messages
+        self._queue.append((data, messages))
         self._queued_bytes += len(data)
         self._waiting.unpark_all()
 
@@ -93,9 +99,9 @@ class LocalReader:
             await self._waiting.park()
         if not self._queue:
             return None
-        data = self._queue.popleft()
+        data, messages = self._queue.popleft()
         self._queued_bytes -= len(data)
-        self.taken += 1
+        self.taken += messages
         return data
 
     def drop_note(self) -> str:
@@ -176,8 +182,9 @@ class LocalPlumber:
         if count == 0:
             self._upstream(pipe, PipeMode.CLOSE_WRITER)
 
-    def deliver(self, pipe: str, data: bytes) -> None:
-        """PIPE DATA from the server: to every local reader of the pipe."""
+    def deliver(self, pipe: str, data: bytes, messages: int = 1) -> None:
+        """PIPE DATA from the server (one message, or lines in a block): to every local
+        reader of the pipe."""
         readers = self._readers.get(pipe)
         if not readers:
             if pipe not in self._strays_logged and len(self._strays_logged) < _STRAYS_LOGGED_MAX:
@@ -191,7 +198,7 @@ class LocalPlumber:
                 reader.orphaned = False
                 self.close_reader(reader)
             else:
-                reader.put(data)
+                reader.put(data, messages)
 
     def delete(self, pipe: str) -> None:
         """PIPE CLOSE_READER from the server: the echo of one of ours, or the pipe was

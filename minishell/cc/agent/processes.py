@@ -68,8 +68,8 @@ class StartError(Exception):
 
 
 class PipeSender(Protocol):
-    async def send_pipe_data(self, pipe: str, data: bytes) -> None:
-        """One line to the server (dropped if no server is connected)."""
+    async def send_pipe_lines(self, pipe: str, block: bytes) -> None:
+        """Complete lines to the server, each a message (dropped if no server is connected)."""
 
 
 def go_error_text(error: OSError) -> str:
@@ -138,38 +138,43 @@ class LineSplitter:
     def __init__(self, line_max: int = LINE_MAX) -> None:
         self.too_long = 0
         self._line_max = line_max
-        self._partial = bytearray()
+        self._partial = b""
         self._skipping = False  # inside a line already counted as too long
 
-    def feed(self, data: bytes | bytearray) -> list[bytes]:
-        lines = []
-        start = 0
-        while (end := data.find(b"\n", start)) >= 0:
-            if self._skipping:
-                self._skipping = False
-            else:
-                self._partial += data[start:end]
-                lines += self._line()
-            start = end + 1
-        if not self._skipping:
-            self._partial += data[start:]
-            if len(self._partial) >= self._line_max:
-                self.too_long += 1
-                self._skipping = True
-                self._partial.clear()
-        return lines
-
-    def finish(self) -> list[bytes]:
-        """The last line, if the stream ended without its newline."""
-        return self._line() if self._partial else []
-
-    def _line(self) -> list[bytes]:
-        line = bytes(self._partial)
-        self._partial.clear()
-        if len(line) >= self._line_max:
+    def feed(self, data: bytes | bytearray) -> bytes:
+        """The lines data completes, each ending in its newline, as one block."""
+        pieces = bytes(data).split(b"\n")
+        if self._skipping:
+            if len(pieces) == 1:
+                return b""  # still inside the long line
+            self._skipping = False
+            del pieces[0]  # its end
+        elif self._partial:
+            pieces[0] = self._partial + pieces[0]
+        self._partial = pieces.pop()
+        if len(self._partial) >= self._line_max:
             self.too_long += 1
-            return []
-        return [(line[:-1] if line.endswith(b"\r") else line) + b"\n"]
+            self._skipping = True
+            self._partial = b""
+        return self._block(pieces)
+
+    def finish(self) -> bytes:
+        """The last line, if the stream ended without its newline."""
+        last, self._partial = self._partial, b""
+        return self._block([last] if last else [])
+
+    def _block(self, lines: list[bytes]) -> bytes:
+        if not lines:
+            return b""
+        if max(map(len, lines)) >= self._line_max:
+            kept = [line for line in lines if len(line) < self._line_max]
+            self.too_long += len(lines) - len(kept)
+            if not kept:
+                return b""
+            lines = kept
+        block = b"\n".join(lines) + b"\n"
+        # ScanLines drops one carriage return before each newline
+        return block.replace(b"\r\n", b"\n") if b"\r" in block else block
 
 
 class _Sink(Protocol):
@@ -195,12 +200,12 @@ class _PipeSink:
         plumber.open_writer(pipe)
 
     async def write(self, data: bytes | bytearray) -> None:
-        for line in self._lines.feed(data):
-            await self._sender.send_pipe_data(self._pipe, line)
+        if block := self._lines.feed(data):
+            await self._sender.send_pipe_lines(self._pipe, block)
 
     async def finish(self) -> None:
-        for line in self._lines.finish():
-            await self._sender.send_pipe_data(self._pipe, line)
+        if block := self._lines.finish():
+            await self._sender.send_pipe_lines(self._pipe, block)
         self.release()
 
     def detach(self) -> None:

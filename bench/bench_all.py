@@ -27,6 +27,7 @@ import argparse
 import datetime
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -325,6 +326,21 @@ def load() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (the first line of /proc/stat:
+    user, nice, system, irq, softirq, steal)."""
+    fields = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_busy() -> float:
+    """CPU seconds of this process and of every descendant it has reaped (the daemons
+    count their clients' and vias' in, once reaped themselves)."""
+    return sum(usage.ru_utime + usage.ru_stime for usage in (
+        resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def table(rows: list[Row]) -> list[str]:
     lines = ["| scenario | minishell | minimega 2.9 | ratio | plain Unix | target | |",
              "|---|---|---|---|---|---|---|"]
@@ -339,6 +355,8 @@ def run(options: argparse.Namespace, minishell: Path) -> None:
     raise_fd_limit()
     sizes = Sizes.of(options.quick)
     started = datetime.datetime.now()
+    # How quiet the machine was: what it spent beyond this run's own processes.
+    busy_before, own_before = machine_busy(), own_busy()
     say(f"bench_all {'--quick ' if options.quick else ''}on {machine()}")
     say(f"load average before: {load()}")
     if os.getloadavg()[0] > 1.5:
@@ -357,13 +375,15 @@ def run(options: argparse.Namespace, minishell: Path) -> None:
                          bench.requests, bench.in_session, bench.vias, bench.memory):
             say(f"  {scenario.__name__} ...")
             rows += scenario()
-    elapsed = datetime.datetime.now() - started
+    elapsed = (datetime.datetime.now() - started).total_seconds()
+    others = (machine_busy() - busy_before) - (own_busy() - own_before)
     say("")
     for line in table(rows):
         say(line)
     say("")
-    say(f"{started:%Y-%m-%d %H:%M}, {elapsed.total_seconds():.0f} s; load average after: "
-        f"{load()}")
+    say(f"{started:%Y-%m-%d %H:%M}, {elapsed:.0f} s; other processes used "
+        f"{max(others, 0) / (elapsed * (os.cpu_count() or 1)):.1%} of the CPU meanwhile; "
+        f"load average after: {load()} (this run's own processes included)")
     say("ratio: how many times better minishell is (its rate over minimega's; minimega's "
         "time, CPU or memory over minishell's). Every reader's bytes checked, every command "
         "counted, for both.")

@@ -3,6 +3,7 @@
 
 All the lines share one shape, so after the first this measures the per-line
 path (trim, lex, shape lookup, cached builder). Run: python3 bench/bench_parse.py
+(`parse_speed` is what bench_all.py calls).
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ def microseconds_per_line() -> float:
     return (time.perf_counter() - started) / len(LINES) * 1e6
 
 
-def main() -> None:
+def parse_speed() -> float:
+    """Median µs per line over RUNS passes."""
     registry().parse("pipe")  # builds the grammar once, outside the timing
-    timings = [microseconds_per_line() for _ in range(RUNS)]
+    return statistics.median(microseconds_per_line() for _ in range(RUNS))
+
+
+def main() -> None:
     print(f"parse of {len(LINES):,} distinct `pipe foo <n>` lines: "
-          f"{statistics.median(timings):.2f} µs/line (median of {RUNS})")
+          f"{parse_speed():.2f} µs/line (median of {RUNS})")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 Two scripts: the issue's `pipe foo x` repeated, and `pipe foo <n>` with a
 different message on every line (so no per-line cache can hide the parser).
 Prints the median of several runs for each. Run: python3 bench/bench_read.py
+(`read_rates` is what bench_all.py calls).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 import trio
 
@@ -20,34 +22,47 @@ from minishell.session import open_session
 
 LINES = 10_000
 RUNS = 7
+# label -> line n of the script
+SCRIPTS: dict[str, Callable[[int], str]] = {"pipe foo x": lambda n: "pipe foo x\n",
+                                            "pipe foo <n>": lambda n: f"pipe foo {n}\n"}
 
 
-async def commands_per_second(script: trio.Path) -> float:
+async def commands_per_second(script: trio.Path, base: str, runs: int) -> float:
     rates = []
-    async with open_session(hostname="bench", base="/tmp/minishell") as session:
-        for _ in range(RUNS):
+    async with open_session(hostname="bench", base=base) as session:
+        for _ in range(runs):
             started = time.perf_counter()
             replies = await session.run_line(f"read {script}")
             elapsed = time.perf_counter() - started
-            assert len(replies) == LINES and not any(reply.failed for reply in replies)
+            if len(replies) != LINES or any(reply.failed for reply in replies):
+                raise RuntimeError(f"read of {script}: not every command ran")
             rates.append(LINES / elapsed)
             await session.run_line("clear history")
     return statistics.median(rates)
 
 
-async def main() -> None:
+async def _rates(runs: int) -> dict[str, float]:
+    rates = {}
+    with tempfile.TemporaryDirectory(prefix="bench-read-") as folder:
+        for label, line in SCRIPTS.items():
+            script = trio.Path(folder, "script.mm")
+            await script.write_text("".join(line(n) for n in range(LINES)))
+            rates[label] = await commands_per_second(script, folder, runs)
+    return rates
+
+
+def read_rates(runs: int = RUNS) -> dict[str, float]:
+    """Median commands/s of each script's `read`, by script."""
     warm_up()  # as minishell does at start
-    with tempfile.TemporaryDirectory() as folder:
-        same = trio.Path(folder, "same.mm")
-        await same.write_text("pipe foo x\n" * LINES)
-        distinct = trio.Path(folder, "distinct.mm")
-        await distinct.write_text("".join(f"pipe foo {n}\n" for n in range(LINES)))
-        for label, script in (("pipe foo x", same), ("pipe foo <n>", distinct)):
-            rate = await commands_per_second(script)
-            print(f"read of {LINES} `{label}` lines: {rate:,.0f} commands/s "
-                  f"(median of {RUNS}; target 40,000; minimega 2.9: 18,000)")
+    return trio.run(_rates, runs)
+
+
+def main() -> None:
+    for label, rate in read_rates().items():
+        print(f"read of {LINES} `{label}` lines: {rate:,.0f} commands/s "
+              f"(median of {RUNS}; target 40,000; minimega 2.9: 18,000)")
     sys.stdout.flush()
 
 
 if __name__ == "__main__":
-    trio.run(main)
+    main()

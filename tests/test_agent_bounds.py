@@ -3,11 +3,14 @@ output kept for a response, commands waiting, -pipe connections, file parts, str
 
 from __future__ import annotations
 
+import itertools
 import socket
 from pathlib import Path
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_agent import WAIT, connected, exec_command
 
 from minishell.cc.agent import commands as agent_commands
@@ -15,7 +18,7 @@ from minishell.cc.agent import files as agent_files
 from minishell.cc.agent import local_socket
 from minishell.cc.agent import plumber as agent_plumber
 from minishell.cc.agent.outbox import CLIENT_INFO_BYTES_MAX, ClientInfo, Outbox, OutboxClosed
-from minishell.cc.agent.processes import KEPT_BYTES_MAX
+from minishell.cc.agent.processes import KEPT_BYTES_MAX, LineSplitter
 from minishell.protocol.ron import Command, Message, MessageType, PipeMode, Response
 
 
@@ -109,3 +112,38 @@ def test_stray_data_is_logged_once_per_pipe_and_for_a_bounded_number_of_pipes(
     assert [r.getMessage() for r in caplog.records] == [
         "data for pipe a, which has no reader here: dropped",
         "data for pipe b, which has no reader here: dropped"]
+
+
+def test_a_block_of_lines_that_does_not_fit_is_cut_at_a_line_and_the_rest_counted() -> None:
+    reader = agent_plumber.LocalReader("p", bytes_max=10)
+    reader.put(b"1234\n")
+    reader.put(b"ab\ncd\nef\n", 3)  # room for 5 bytes: the first line of the block
+    reader.put(b"zz\n")  # full now: dropped
+    assert (reader.dropped_messages, reader.dropped_bytes) == (3, 9)
+    assert reader.taken == 0
+    assert trio.run(reader.receive) == b"1234\n"
+    assert trio.run(reader.receive) == b"ab\n"
+    assert reader.taken == 2
+
+
+def lines_as_go_scans_them(data: bytes, line_max: int) -> tuple[bytes, int]:
+    """bufio.ScanLines over the whole input, a line of line_max or more dropped."""
+    lines = data.split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    kept = [line for line in lines if len(line) < line_max]
+    return b"".join((line[:-1] if line.endswith(b"\r") else line) + b"\n"
+                    for line in kept), len(lines) - len(kept)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(st.sampled_from([b"x", b"yyy", b"\n", b"\r", b"\r\n"]), max_size=40),
+       cuts=st.lists(st.integers(0, 80), max_size=8))
+def test_lines_split_as_go_scans_them_however_the_output_is_cut(pieces: list[bytes],
+                                                                cuts: list[int]) -> None:
+    data = b"".join(pieces)
+    splitter = LineSplitter(line_max=4)
+    bounds = sorted({0, len(data), *(cut for cut in cuts if cut < len(data))})
+    got = b"".join(splitter.feed(data[start:end]) for start, end in itertools.pairwise(bounds))
+    got += splitter.finish()
+    assert (got, splitter.too_long) == lines_as_go_scans_them(data, 4)

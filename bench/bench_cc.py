@@ -22,7 +22,6 @@ minishell-agent is taken from beside the minishell given or installed.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from bench_socket import (
     Daemon,
+    bench_options,
     executable,
     install_in_venv,
     raise_fd_limit,
@@ -183,10 +183,7 @@ def many_agents(minishell: Path, agent: Path, folder: Path, count: int) -> tuple
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small runs (a smoke test)")
-    parser.add_argument("--minishell", type=Path, help="use this console script")
-    options = parser.parse_args()
+    options = bench_options(__doc__)
     raise_fd_limit()
     scale = 10 if options.quick else 1
     lines = 1_000_000 // scale

@@ -537,11 +537,16 @@ def raise_fd_limit() -> None:
 
 
 # -- the report --------------------------------------------------------------------
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def bench_options(doc: str) -> argparse.Namespace:
+    """--quick and --minishell, the options of every bench run on its own."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small runs (a smoke test)")
     parser.add_argument("--minishell", type=Path, help="use this console script")
-    options = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    options = bench_options(__doc__)
     raise_fd_limit()
     scale = 10 if options.quick else 1
     stream_lines = 10_000_000 // scale

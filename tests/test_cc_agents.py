@@ -21,6 +21,7 @@ from test_cli import MINISHELL, reap
 
 AGENT = [sys.executable, "-m", "minishell.cc.agent"]
 DEADLINE = 10.0
+HOST = "head"  # the instance's -hostname, which its errors name
 NAMES = {"vmA": "11111111-1111-1111-1111-111111111111",
          "vmB": "22222222-2222-2222-2222-222222222222",
          "vmC": "33333333-3333-3333-3333-333333333333"}
@@ -39,9 +40,9 @@ class Instance:
     def __init__(self, folder: Path) -> None:
         self.base = folder / "base"
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
-        self.daemon = subprocess.Popen([*MINISHELL, "-nostdin", "-base", str(self.base)],
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)
+        self.daemon = subprocess.Popen(
+            [*MINISHELL, "-nostdin", "-base", str(self.base), "-hostname", HOST],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         eventually(lambda: (self.base / "cc").exists(), "the instance's cc socket")
         self.e(".annotate false")
 
@@ -96,7 +97,12 @@ def instance(tmp_path: Path) -> Iterator[Instance]:
 
 
 def responses(instance: Instance, command_id: int) -> str:
-    return instance.e(f"cc responses {command_id} raw")
+    """The command's responses so far: none yet is not an error here."""
+    done = subprocess.run([*MINISHELL, "-base", str(instance.base), "-e",
+                           f"cc responses {command_id} raw"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.stderr in ("", f"Error ({HOST}): no responses for {command_id}\n"), done.stderr
+    return done.stdout.strip()
 
 
 def test_responses_come_as_soon_as_commands_end(instance: Instance) -> None:
@@ -197,7 +203,7 @@ def test_agents_may_dial_over_tcp_after_cc_listen(instance: Instance) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     instance.e(f"cc listen {port}")
-    assert instance.error(f"cc listen {port}") == f"Error (vm): already listening on :{port}"
+    assert instance.error(f"cc listen {port}") == f"Error ({HOST}): already listening on :{port}"
     instance.agents["vmA"].terminate()
     reap(instance.agents["vmA"])
     eventually(lambda: instance.clients() == 2, "vmA gone")

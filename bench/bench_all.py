@@ -9,7 +9,8 @@ better minishell is: its rate over minimega's, or minimega's time or memory
 over minishell's), plain Unix, and each target with met / NOT MET. Scenarios
 from bench_socket.py (the socket's data and request paths, start-up, memory),
 bench_via.py (via `cat` through each daemon and in process, the cost of a
-spawn), bench_read.py and bench_parse.py, each run once. Every reader's bytes
+spawn), bench_read.py, bench_parse.py and bench_cc.py (cc through real
+minishell-agents; minishell alone), each run once. Every reader's bytes
 are checked (nothing lost, duplicated or reordered, counts per reader) and every
 command is counted, for minimega as for minishell.
 
@@ -36,6 +37,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import bench_cc
+from bench_cc import Agents
 from bench_socket import (
     Daemon,
     attached_commands,
@@ -82,18 +85,21 @@ class Sizes:
     via: int
     spawns: int
     idle: tuple[int, int]
+    cc: tuple[int, int, int]  # lines through cc's pipes, exec samples, agents at once
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
         if quick:
             return cls(stream=(1_000_000, 20_000), fan_out=(50_000, 200),
                        shared=(200_000, 10_000), samples=200, runs=10, commands=2_000,
-                       calls=(20, 20), read=10_000, via=300, spawns=200, idle=(100, 20))
+                       calls=(20, 20), read=10_000, via=300, spawns=200, idle=(100, 20),
+                       cc=(100_000, 5, 10))
         # minimega: 61k msg/s streamed, 659 msg/s to 64 readers, 30k shared, 17 ms
         # a client, ~13 MB of a client's own memory: a few seconds and a few GB.
         return cls(stream=(10_000_000, 200_000), fan_out=(500_000, 2_000),
                    shared=(2_000_000, 100_000), samples=2000, runs=40, commands=20_000,
-                   calls=(200, 200), read=10_000, via=3000, spawns=2000, idle=(1000, 200))
+                   calls=(200, 200), read=10_000, via=3000, spawns=2000, idle=(1000, 200),
+                   cc=(1_000_000, 20, 100))
 
 
 @dataclass
@@ -297,6 +303,34 @@ class Bench:
                                        for name, (wall, cpu) in costs.items())))
         return rows
 
+    def cc(self) -> list[Row]:
+        """bench_cc's figures, minishell alone: minimega answers a command with its
+        client's next heartbeat (spec/cc.md), and its cc runs only beside VMs."""
+        lines, samples, many = self.sizes.cc
+        program = Path(self.ours.minishell)
+        agent = executable(program.with_name("minishell-agent"), "minishell-agent")
+        with Agents(self.ours, agent, self.work / "ccc") as agents:
+            agents.start(3)
+            median, worst = bench_cc.exec_latency(self.ours, 3, samples)
+            out_rate = bench_cc.stdout_rate(self.ours, self.work, lines)
+            in_rate = bench_cc.stdin_rate(self.ours, self.work, 3, lines)
+        growth, answered = bench_cc.many_agents(program, agent, self.work, many)
+        heartbeat = "up to 5 s (its next heartbeat)"
+        return [
+            Row(f"`cc exec hostname` on 3 agents, all answered ({samples} runs)",
+                f"{median:.1f} ms median, {worst:.1f} ms worst", heartbeat, NONE, NONE,
+                "≤ 50 ms", worst <= 50),
+            Row(f"`cc exec stdout=bar seq 1 {si(lines)}` to a `-pipe` reader",
+                f"{si(out_rate)} lines/s", target="≥ 500k lines/s", met=out_rate >= 500_000),
+            Row(f"`cc background stdin=in` cat on 3 agents, {si(lines)} lines",
+                f"{si(in_rate)} lines/s to each", target="≥ 300k lines/s to each",
+                met=in_rate >= 300_000),
+            Row(f"{many} idle agents: daemon growth each", f"+{growth:.1f} KiB",
+                target="≤ 64 KiB", met=growth <= 64),
+            Row(f"{many} agents: `cc exec true` answered by all", f"{answered:.0f} ms",
+                heartbeat, target="≤ 1 s", met=answered <= 1000),
+        ]
+
     def memory(self) -> list[Row]:
         counts = self.sizes.idle
         ours = idle_attachments(self.ours, counts[0])
@@ -372,7 +406,7 @@ def run(options: argparse.Namespace, minishell: Path) -> None:
         bench = Bench(ours, theirs, work, sizes, find_socat(), interpreter_of(minishell))
         rows: list[Row] = []
         for scenario in (bench.streams, bench.shares, bench.latencies, bench.startups,
-                         bench.requests, bench.in_session, bench.vias, bench.memory):
+                         bench.requests, bench.in_session, bench.vias, bench.cc, bench.memory):
             say(f"  {scenario.__name__} ...")
             rows += scenario()
     elapsed = (datetime.datetime.now() - started).total_seconds()

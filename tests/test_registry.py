@@ -16,6 +16,7 @@ from minishell.commands.registry import (
     minimega_patterns,
     registry,
 )
+from minishell.errors import CommandError
 from minishell.help import help_text
 from minishell.language.patterns import display, parse_pattern, variants
 from minishell.reply import Response
@@ -83,3 +84,28 @@ async def test_a_new_command_is_one_declaration() -> None:
 def test_a_handler_needs_a_call_or_a_wrapper() -> None:
     with pytest.raises(ValueError, match="needs a call or a wrapper"):
         Handler(patterns=("nothing",))
+
+
+def test_a_word_of_minishells_own_leaves_minimegas_prefixes_as_they_were() -> None:
+    """An exact-only form beside minimega's: its words must be written in full, and
+    the words it shares with minimega's forms keep their prefixes there."""
+
+    async def own(ctx: Context, command: Command) -> Response | None:
+        return None
+
+    extra = Handler(patterns=("cc <serial,> [path]...", "clear cc <serial,> [path]"), call=own,
+                    minimega=False, exact_only=True)
+    extended = Registry([*registry().implemented, extra])
+
+    def target(line: str) -> Handler:
+        command = extended.parse(line)
+        assert command is not None
+        return command.handler
+
+    assert target("cc se foo").patterns[0] == "cc"  # still `cc send foo`, as in minimega
+    assert target("cl cc com").patterns[0] == "clear cc"
+    assert target("cc serial") is extra and target("clear cc serial /x") is extra
+    with pytest.raises(CommandError, match="invalid command"):
+        extended.parse("cc seria /x")
+    with pytest.raises(CommandError, match="invalid command"):
+        extended.parse("cl cc serial")

@@ -7,6 +7,7 @@ pty or a socket split it.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def decoded(data: bytes) -> list[Message]:
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     """The line's reads: data cut at these offsets."""
     edges = [0, *sorted({cut % (len(data) + 1) for cut in cuts}), len(data)]
-    return [data[start:end] for start, end in zip(edges, edges[1:], strict=False)]
+    return [data[start:end] for start, end in itertools.pairwise(edges)]
 
 
 def connections(reads: list[bytes], *, max_skipped: int = 1 << 20) -> list[bytes]:

@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 from plumbing import settled
 from test_cc_agents import NAMES, Instance, eventually
+from test_cc_server import TIMEOUT, UUID, ScriptedAgent, server_of
 from test_cli import reap
 
-from minishell.cc.server import CcServer
+from minishell.protocol import ron
 from minishell.session import Session
 
 RELAY = [sys.executable, str(Path(__file__).with_name("vm_relay.py"))]
@@ -218,9 +220,8 @@ async def test_a_path_that_is_no_socket_waits_and_bad_input_is_one_line(
     regular = tmp_path / "file"
     regular.write_text("")
     assert await run(session, f"cc serial {regular} /nowhere/cc") == ([], "")
-    links = session.namespaces.active.find(CcServer)
-    assert links is not None
-    await settled(lambda: [row[6] for row in links.serial.rows()] == [
+    links = server_of(session).serial
+    await settled(lambda: [row[6] for row in links.rows()] == [
         f"{regular}: not a socket", "dial unix /nowhere/cc: connect: no such file or directory"])
     assert [row[2] for row in await listed(session)] == ["waiting", "waiting"]
     for line, error in [
@@ -252,3 +253,32 @@ async def test_help_says_cc_serial_is_minishells_own(session: Session) -> None:
     summary = await text("help")
     assert ("cc serial [path]... \t\t\t\t\t :\t "
             "dial VMs' virtio-serial ports for cc (minishell's own)") in summary
+
+
+async def test_an_agent_that_dies_inside_a_message_is_followed_by_its_successor(
+        session: Session, tmp_path: Path) -> None:
+    """The new agent's RON lands inside what the old one's last message still owes;
+    it waits for the host's RON, so the line falls silent, and the host cuts there."""
+    path = tmp_path / "vm.sock"
+    with trio.socket.socket(trio.socket.AF_UNIX) as listener:  # qemu's end
+        await listener.bind(str(path))
+        listener.listen(1)
+        assert await run(session, f"cc serial {path}") == ([], "")
+        with trio.fail_after(TIMEOUT):
+            line = trio.SocketStream((await listener.accept())[0])
+    async with line:
+        old = ScriptedAgent(line, UUID, "vmA")
+        with trio.fail_after(TIMEOUT):
+            await old.hello()
+        whole = old.codec.encode(ron.Message(type=ron.MessageType.PIPE, pipe="p",
+                                             pipe_mode=ron.PipeMode.DATA, pipe_data=b"x" * 100))
+        await line.send_all(whole[:50] + ron.MAGIC)
+        successor = ScriptedAgent(line, UUID, "vmB")
+        with trio.fail_after(TIMEOUT):
+            while not successor.codec.handshake_done:  # the old connection's bytes, then RON
+                successor.received += successor.codec.feed(await line.receive_some(65536))
+            await successor.send(ron.Message(type=ron.MessageType.CLIENT, uuid=UUID,
+                                             version="v1", client=successor.client()))
+            await successor.next(ron.MessageType.CLIENT)
+        links = server_of(session).serial
+        assert [row[2:6] for row in links.rows()] == [["connected", UUID, "vmB", "1"]]

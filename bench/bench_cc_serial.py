@@ -20,6 +20,7 @@ environment's bin folder first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -52,15 +53,17 @@ class Bench:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.base = folder / "base"
-        self.processes: list[subprocess.Popen[bytes]] = []
+        # each process is terminated, then waited for, in the reverse order of starting
+        self.processes = contextlib.ExitStack()
         self.start(["minishell", "-nostdin", "-base", str(self.base)])
         wait_for((self.base / "cc").exists, "the instance's cc socket")
         self.e(".annotate false")
 
     def start(self, argv: list[str], *, stdin: int = subprocess.DEVNULL,
               stdout: int | None = None) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL)
-        self.processes.append(process)
+        process = self.processes.enter_context(
+            subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL))
+        self.processes.callback(process.terminate)  # a process that has ended ignores it
         return process
 
     def e(self, command: str) -> str:
@@ -113,15 +116,7 @@ class Bench:
         return lines / elapsed
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        self.processes.close()
 
 
 def main() -> int:

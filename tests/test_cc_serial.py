@@ -80,13 +80,8 @@ def instance(tmp_path: Path) -> Iterator[SerialInstance]:
 
 def write_at_the_guest_end(pty: str, data: bytes) -> None:
     """What an earlier boot left on the line: bytes written at the guest's end."""
-    fd = os.open(pty, os.O_WRONLY | os.O_NOCTTY)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
+    with os.fdopen(os.open(pty, os.O_WRONLY | os.O_NOCTTY), "wb") as guest:
+        guest.write(data)
 
 
 def test_three_agents_over_serial_beside_one_over_the_unix_socket(

@@ -21,6 +21,7 @@ from test_cc_agents import NAMES, Instance, eventually
 from test_cc_server import TIMEOUT, UUID, ScriptedAgent, server_of
 from test_cli import reap
 
+from minishell.cc import serial
 from minishell.protocol import ron
 from minishell.session import Session
 
@@ -277,3 +278,17 @@ async def test_an_agent_that_dies_inside_a_message_is_followed_by_its_successor(
             await successor.next(ron.MessageType.CLIENT)
         links = server_of(session).serial
         assert [row[2:6] for row in links.rows()] == [["connected", UUID, "vmB", "1"]]
+
+
+async def test_a_namespace_dials_a_bounded_number_of_paths(
+        session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serial, "MAX_PATHS", 2)
+    assert await run(session, "cc serial /a /b /c") == ([], "cannot dial more than 2 serial paths")
+    for name in ("x", "y", "z"):
+        with socket.socket(socket.AF_UNIX) as listening:
+            listening.bind(str(tmp_path / name))  # left behind: still a socket to a glob
+    assert await run(session, f"cc serial /a {tmp_path}/*") == ([], "")
+    pattern = str(tmp_path / "*")
+    await settled(lambda: [row[:2] + row[6:] for row in server_of(session).serial.rows()] == [
+        ["/a", "", "dial unix /a: connect: no such file or directory"],
+        [pattern, pattern, "3 sockets not dialed: at most 2 paths"]])

@@ -141,11 +141,12 @@ class SerialLinks:
             await done.wait()
 
     def rows(self) -> list[list[str]]:
-        """The listing: a row per path, and one per glob that matches nothing now."""
+        """The listing: a row per path, and one per glob that matches nothing now or
+        has more than it may dial."""
         rows = [link.row() for link in self._links.values()]
         found = {link.glob for link in self._links.values()}
         rows += [[watch.pattern, watch.pattern, "waiting", "", "", "0", watch.error]
-                 for watch in self._globs.values() if watch.pattern not in found]
+                 for watch in self._globs.values() if watch.error or watch.pattern not in found]
         return rows
 
     # -- paths ---------------------------------------------------------------------------------
@@ -206,7 +207,9 @@ class SerialLinks:
         try:
             with watch.scope:
                 while True:
-                    found = await trio.to_thread.run_sync(_sockets_matching, watch.pattern)
+                    # a hung file system must not hold up `clear`: the thread is let go
+                    found = await trio.to_thread.run_sync(_sockets_matching, watch.pattern,
+                                                          abandon_on_cancel=True)
                     self._update(watch, found)
                     await trio.sleep(GLOB_EVERY)
         finally:

@@ -222,6 +222,7 @@ async def test_a_path_that_is_no_socket_waits_and_bad_input_is_one_line(
     assert [row[2] for row in await listed(session)] == ["waiting", "waiting"]
     for line, error in [
         ("cc serial relative/cc", "not an absolute path: relative/cc"),
+        ('cc serial "/a\x00b"', "not a path: it holds a NUL byte"),
         (f"cc serial /a {regular}", f"already dialing {regular}"),
         (f"namespace other cc serial {regular}",
          f"already dialing {regular} in namespace minimega"),

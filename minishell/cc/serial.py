@@ -104,7 +104,9 @@ class SerialLinks:
             raise CommandError("cc is closing")
         chosen = list(dict.fromkeys(normalized(path) for path in paths))
         for path in chosen:
-            if not os.path.isabs(path) or "\0" in path:
+            if "\0" in path:
+                raise CommandError("not a path: it holds a NUL byte")
+            if not os.path.isabs(path):
                 raise CommandError(f"not an absolute path: {path}")
             if self.dials(path):
                 raise CommandError(f"already dialing {path}")

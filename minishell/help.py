@@ -53,6 +53,8 @@ def help_text(words: tuple[str, ...], handlers: Sequence[Handler]) -> str:
         handler = matches[0]
         return _usage(list(handler.parsed), handler.help_text)
     with_long = [handler for handler in matches if handler.long]
+    if len(with_long) > 1:  # minishell's own words (`cc serial`) leave minimega's help as it was
+        with_long = [handler for handler in with_long if handler.minimega]
     if len(with_long) == 1:
         patterns = [pattern for handler in matches for pattern in handler.parsed]
         return _usage(patterns, with_long[0].long)

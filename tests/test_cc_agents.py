@@ -58,10 +58,10 @@ class Instance:
                               capture_output=True, text=True, timeout=30, check=False)
         return done.stderr.strip()
 
-    def start_agent(self, name: str, *flags: str) -> subprocess.Popen[bytes]:
+    def start_agent(self, name: str, *flags: str, uuid: str = "") -> subprocess.Popen[bytes]:
         dial = flags or ("-family", "unix", "-parent", str(self.base / "cc"))
         agent = subprocess.Popen(
-            [*AGENT, *dial, "-path", f"{self.base}-ccc/{name}", "-uuid", NAMES[name],
+            [*AGENT, *dial, "-path", f"{self.base}-ccc/{name}", "-uuid", uuid or NAMES[name],
              "-hostname", name], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         self.agents[name] = agent

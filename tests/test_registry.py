@@ -16,6 +16,7 @@ from minishell.commands.registry import (
     minimega_patterns,
     registry,
 )
+from minishell.errors import CommandError
 from minishell.help import help_text
 from minishell.language.patterns import display, parse_pattern, variants
 from minishell.reply import Response
@@ -83,3 +84,21 @@ async def test_a_new_command_is_one_declaration() -> None:
 def test_a_handler_needs_a_call_or_a_wrapper() -> None:
     with pytest.raises(ValueError, match="needs a call or a wrapper"):
         Handler(patterns=("nothing",))
+
+
+def test_a_word_of_minishells_own_leaves_minimegas_prefixes_as_they_were() -> None:
+    """`cc serial` is exact-only beside minimega's forms: its words must be written in
+    full, and the words it shares with minimega's (`cc`, `clear`) keep their prefixes."""
+
+    def target(line: str) -> tuple[str, ...]:
+        command = registry().parse(line)
+        assert command is not None
+        return command.handler.patterns
+
+    assert target("cc se foo")[0] == "cc"  # still `cc send foo`, as in minimega
+    assert target("cl cc com")[0] == "clear cc"
+    assert target("cc serial") == ("cc serial [path]...",)
+    assert target("clear cc serial /x") == ("clear cc serial [path]",)
+    for line in ("cc seria /x", "cl cc serial", "c serial"):
+        with pytest.raises(CommandError, match="invalid command"):
+            registry().parse(line)

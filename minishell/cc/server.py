@@ -2,7 +2,8 @@
 
 A `CcServer` is one namespace's command and control, as minimega keeps one per
 namespace: the agents connected to it, the commands it has posted, its filter
-and prefix, its responses on disk, and its TCP listeners (`cc listen`). Each
+and prefix, its responses on disk, its TCP listeners (`cc listen`) and the
+VMs' serial ports it dials (`cc serial`, minishell.cc.serial). Each
 agent is one connection task in the server's nursery, with its own tasks for
 heartbeats and for the pipes it reads; nothing one agent does (stop reading,
 stop talking, send garbage, vanish) holds up another or the shell.
@@ -29,6 +30,7 @@ import trio
 
 from minishell.cc.filters import matches
 from minishell.cc.responses import RESPONSES_FOLDER, Responses
+from minishell.cc.serial import SerialLinks
 from minishell.errors import CommandError
 from minishell.plumber import Plumber, Reader, Writer
 from minishell.protocol import ron
@@ -70,6 +72,7 @@ class CcServer:
         # The agents an `-once` command went to.
         self._once_sent: dict[int, set[str]] = {}
         self._listeners: dict[str, trio.CancelScope] = {}
+        self.serial = SerialLinks(self)  # `cc serial`: the VMs' ports it dials
         self._nursery: trio.Nursery | None = None
         self._scope = trio.CancelScope()
         self._done = trio.Event()
@@ -82,6 +85,7 @@ class CcServer:
             with self._scope:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
+                    await nursery.start(self.serial.run)
                     task_status.started()
                     await trio.sleep_forever()
         finally:
@@ -97,7 +101,7 @@ class CcServer:
         """Serve an agent that connected (to `<base>/cc` or a `cc listen` port)."""
         if self._nursery is None:
             return
-        self._nursery.start_soon(self._serve, stream)
+        self._nursery.start_soon(self.serve, stream)
 
     async def listen(self, port: int) -> None:
         """`cc listen <port>`: agents may also connect over TCP."""
@@ -195,24 +199,30 @@ class CcServer:
 
     # -- one agent -------------------------------------------------------------------------------
 
-    async def _serve(self, stream: trio.abc.Stream) -> None:
+    async def serve(self, stream: trio.abc.Stream,
+                    connected: Callable[[Agent], None] | None = None) -> str:
+        """Serve one agent's connection to its end (`adopt`'s task; a serial link's own).
+
+        `connected` is told of the agent once it is in `agents`. Returns "" once an
+        agent has been served, else why none was.
+        """
         async with stream:
             try:
                 with trio.fail_after(HANDSHAKE_TIMEOUT):
                     codec, hello, early = await _handshake(stream)
             except trio.TooSlowError:
                 log.info("cc: an agent took too long to say who it is: dropped")
-                return
+                return f"no hello within {HANDSHAKE_TIMEOUT:g} s"
             except (GobError, _Refused) as error:
                 log.info("cc: an agent was refused: %s", error)
-                return
+                return f"refused: {error}"
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                return
+                return "the connection broke before the hello"
             assert hello.client is not None
             uuid = hello.client.uuid
             if uuid in self.agents:
                 log.error("cc: client %s already exists!", uuid)
-                return
+                return f"client {uuid} already exists!"
             agent = Agent(self, stream, codec, hello.client)
             remembered = self._sent_up_to.get(uuid, 0)
             # A running agent that reconnects says which command it ran last: nothing
@@ -220,11 +230,14 @@ class CcServer:
             agent.sent_up_to = min(hello.client.last_command_id, remembered)
             self.agents[uuid] = agent
             log.info("cc: agent %s (%s) connected", uuid, hello.client.hostname)
+            if connected is not None:
+                connected(agent)
             try:
                 await agent.run(hello, early)
             finally:
                 del self.agents[uuid]
                 log.info("cc: agent %s (%s) left", uuid, hello.client.hostname)
+            return ""
 
 
 class _Refused(Exception):

@@ -11,6 +11,7 @@ import glob
 import os
 from typing import TYPE_CHECKING, Final
 
+from minishell.cc import serial
 from minishell.cc.filters import filter_row, filter_text, parse_filter
 from minishell.cc.server import CcServer
 from minishell.commands.registry import Command, Context, Handler
@@ -272,6 +273,31 @@ async def clear_cc(ctx: Context, command: Command) -> Response | None:
         await server.responses.run(server.responses.delete)
     if not chosen or "prefix" in chosen:
         server.prefix = ""
+    if not chosen:
+        await server.serial.clear()
+    return None
+
+
+async def cc_serial(ctx: Context, command: Command) -> Response | None:
+    """`cc serial [PATH]...`: list the serial ports dialed, or dial more."""
+    server = await cc_server(ctx.session, ctx.namespace)
+    paths = command.words("path")
+    if not paths:
+        return ctx.table(serial.HEADER, server.serial.rows())
+    for namespace in ctx.session.namespaces:  # one dialer a socket: qemu takes one client
+        other = namespace.find(CcServer)
+        if other is None or other is server:
+            continue
+        for path in paths:
+            if other.serial.dials(serial.normalized(path)):
+                raise CommandError(f"already dialing {path} in namespace {namespace.name}")
+    server.serial.dial(paths)
+    return None
+
+
+async def clear_cc_serial(ctx: Context, command: Command) -> Response | None:
+    server = await cc_server(ctx.session, ctx.namespace)
+    await server.serial.clear(command.optional("path"))
     return None
 
 
@@ -343,9 +369,46 @@ HANDLERS = (
             "\tcc filter foo=bar\n"
             "\tcc filter name=server\n"
             "\n"
+            "Agents in VMs that minishell did not start (plain qemu, libvirt, Proxmox) can\n"
+            "also come over a virtio-serial port, off the VMs' network: see \"help cc serial\".\n"
+            "\n"
             "cc tunnel, cc rtunnel, cc mount and cc test-conn are minimega's, not minishell's."
         ),
         call=cc,
+    ),
+    Handler(
+        patterns=("cc serial [path]...",),
+        short="dial VMs' virtio-serial ports for cc (minishell's own)",
+        long=(
+            "minishell's own command (minimega dials the ports of the KVM VMs it starts):\n"
+            "dial the host end of VMs' virtio-serial ports, so that the agents in them\n"
+            "(minishell-agent -serial or miniccc -serial, on /dev/virtio-ports/cc in the\n"
+            "guest) join this namespace's cc without touching the VMs' network.\n"
+            "\n"
+            "Each path is the unix socket qemu listens on for the port (-chardev\n"
+            "socket,path=...,server=on,wait=off), given as an absolute path, or a glob of\n"
+            "them that is evaluated again every second, so that the sockets of VMs started\n"
+            "later are dialed as they appear:\n"
+            "\n"
+            "\tcc serial /run/vms/web/cc\n"
+            "\tcc serial /run/vms/*/cc\n"
+            "\n"
+            "Without a path, every path is listed with its state: waiting (not dialed: the\n"
+            "socket is absent, refuses or is not a socket, as the error says; it is dialed\n"
+            "again within 2 s), dialed (no agent yet: the guest may still be booting) or\n"
+            "connected, with the agent's uuid and hostname, the glob that found it, how\n"
+            "many times an agent connected again over it, and the last error. An agent that\n"
+            "restarts connects again over the same line; a VM that goes away leaves its\n"
+            "path waiting, and a glob forgets it. A glob that matches no socket is listed as\n"
+            "a row of its own.\n"
+            "\n"
+            "\"clear cc serial [path]\" stops dialing a path, or a glob and what it found,\n"
+            "or everything, and drops the agents connected over them; so do \"clear cc\" and\n"
+            "\"clear all\"."
+        ),
+        call=cc_serial,
+        minimega=False,
+        exact_only=True,
     ),
     Handler(
         patterns=(
@@ -361,5 +424,13 @@ HANDLERS = (
             'See "help cc" for more information.'
         ),
         call=clear_cc,
+    ),
+    Handler(
+        patterns=("clear cc serial [path]",),
+        short="stop dialing VMs' serial ports (minishell's own)",
+        long='minishell\'s own: see "help cc serial".',
+        call=clear_cc_serial,
+        minimega=False,
+        exact_only=True,
     ),
 )

@@ -57,9 +57,10 @@ _CACHED_WORDS = 32
 class Form(Generic[Target]):
     """One registered pattern and what a match of it compiles to.
 
-    `exact_only`: the pattern's keywords match only when spelled in full, so a
-    word of minishell's own (`exit`) cannot make minimega's prefixes ambiguous
-    (`e` stays `echo`).
+    `exact_only`: the form matches only when its keywords are spelled in full, so a
+    word of minishell's own (`exit`, `cc serial`) cannot make minimega's prefixes
+    ambiguous (`e` stays `echo`, `cc se` stays `cc send`), while the keywords it
+    shares with minimega's forms (`cc`, `clear`) keep their prefixes in those.
     """
 
     pattern: Pattern
@@ -155,11 +156,10 @@ def _grammar_cache() -> str | bool:
     return os.path.join(folder, f"grammar-lark-{lark.__version__}.cache")
 
 
-def _shapes(literals: Mapping[str, str], exact_only: frozenset[str]) -> dict[str, Shape]:
+def _shapes(literals: Mapping[str, str]) -> dict[str, Shape]:
     keywords: dict[str, set[str]] = {}
     for name, keyword in literals.items():
-        lengths = [len(keyword)] if keyword in exact_only else range(len(keyword) + 1)
-        for prefix in (keyword[:n] for n in lengths):
+        for prefix in (keyword[:n] for n in range(len(keyword) + 1)):
             keywords.setdefault(prefix, set()).add(name)
     exact = {keyword: name for name, keyword in literals.items()}
     interned: dict[tuple[frozenset[str], str | None], Shape] = {}
@@ -180,10 +180,8 @@ class Parser(Generic[Target]):
         self.forms = tuple(forms)
         parser = Lark(grammar_text(self.forms), parser="lalr", cache=_grammar_cache())
         literals = {t.name: t.pattern.value for t in parser.terminals}
-        exact_only = frozenset(keyword for form in self.forms if form.exact_only
-                               for item in form.pattern for keyword in item.keywords)
         self.language = Language(parser.parse_interactive().parser_state, literals,
-                                 _shapes(literals, exact_only))
+                                 _shapes(literals))
         self._cached_plan = functools.lru_cache(maxsize=4096)(self._plan)
 
     def parse(self, line: str) -> Command[Target] | None:
@@ -309,6 +307,7 @@ class _Match:
     build: Builder
     exact: bool  # every keyword written in full
     nested: int | None  # where its nested command starts
+    exact_only: bool = False  # its form's keywords must be written in full
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,9 +342,10 @@ class _Search:
             if branch is None:
                 continue
             found = self.descend(branch, following)
-            if found is not None:
+            if found is not None and (exact or not found.exact_only):
                 nested = index if token_type == SUBCOMMAND else found.nested
-                matches.append(_Match(found.build, found.exact and exact, nested))
+                matches.append(_Match(found.build, found.exact and exact, nested,
+                                      found.exact_only))
         return _choose(matches)
 
     def _finish(self, state: ParserState[int]) -> _Match | None:
@@ -353,7 +353,9 @@ class _Search:
             tree = state.feed_token(Token(END, ""), is_end=True)
         except UnexpectedInput:
             return None
-        return _Match(self.parser.builder(tree), exact=True, nested=None)
+        form = self.parser.forms[int(tree.data[1:])]
+        return _Match(self.parser.builder(tree), exact=True, nested=None,
+                      exact_only=form.exact_only)
 
 
 def _choose(matches: Sequence[_Match]) -> _Match | None:

@@ -371,6 +371,115 @@ class HandshakeScanner:
             raise HandshakeError(f"no RON within the first {self.max_skipped} bytes")
 
 
+class SerialSplitter:
+    """What a guest sends over one serial line, split into the ron connections on it.
+
+    A serial line outlives the agents at its guest end: an agent that restarts, or
+    a guest that reboots, writes a new RON on the same line, after whatever the old
+    connection left unfinished. The host reads the line through this: each
+    connection starts at a RON (what comes before it is skipped, up to max_skipped
+    bytes, then HandshakeError) and ends where the next RON stands at a message
+    boundary. That RON cannot be data: a gob message is its length, then its body,
+    which starts with a type id; ron's are 65 and up, so a one-byte length `R` (82)
+    is never followed by `O` (a type id of -40). A RON at the end of an unfinished
+    message is an agent that restarted while the old one was writing only if
+    nothing follows it: the new agent waits for the host's RON. `cut()` ends the
+    connection there once the caller has seen the line fall silent.
+
+    Use: feed() what the line gives, take() the current connection's bytes (RON
+    first) until `ended`, then next_connection(), which begins at the RON that ended
+    the last one. The walk from message to message reads only each length: a few
+    operations a message, little beside decoding it.
+    """
+
+    def __init__(self, max_skipped: int = DEFAULT_MAX_SKIPPED) -> None:
+        self.max_skipped = max_skipped
+        self._pending = bytearray()  # received, not yet taken
+        self.next_connection()
+
+    def next_connection(self) -> None:
+        """Start the next connection: skip to its RON."""
+        self._scanner: HandshakeScanner | None = HandshakeScanner(self.max_skipped)
+        self.ended = False
+        self._body_left = 0  # bytes of the message taken in part still to come
+        self._tail = b""  # the last bytes taken of that message
+        self._framed = True  # False once a length makes no sense: the decoder will say so
+
+    @property
+    def started(self) -> bool:
+        """The current connection's RON has been seen."""
+        return self._scanner is None
+
+    @property
+    def may_cut(self) -> bool:
+        """The unfinished message ends in RON with nothing after it, and everything
+        received has been taken: a restarted agent, if the line stays silent."""
+        return self._body_left > 0 and self._tail == MAGIC and not self._pending
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        self._pending += data
+
+    def take(self) -> bytes:
+        """The current connection's bytes received so far (b"" if none yet, and at
+        its end); HandshakeError if its RON does not come within max_skipped bytes."""
+        if self.ended:
+            return b""
+        out = b""
+        if self._scanner is not None:
+            rest = self._scanner.feed(self._pending)
+            self._pending.clear()
+            if rest is None:
+                return b""
+            self._scanner = None
+            self._pending += rest
+            out = MAGIC
+        return out + self._frame()
+
+    def cut(self) -> None:
+        """End the current connection at the RON that ends its unfinished message."""
+        assert self.may_cut
+        self.ended = True
+        self._pending[:0] = MAGIC
+
+    def _frame(self) -> bytes:
+        """Take the bytes up to a RON at a message boundary, or to the end of the input
+        but a length prefix not yet whole (or an `R`, `RO` that may be a RON)."""
+        pending = self._pending
+        size = len(pending)
+        if not self._framed:
+            at = size
+        elif self._body_left:
+            at = min(self._body_left, size)
+            self._tail = (self._tail + pending[max(0, at - 3):at])[-3:]
+            self._body_left -= at
+        else:
+            at = 0
+        while at < size and self._framed and not self._body_left:
+            first = pending[at]
+            if first < 0x80:
+                if first == 0x52 and MAGIC.startswith(pending[at:at + 3]):
+                    self.ended = size - at >= 3  # else the next byte says
+                    break
+                end = at + 1 + first
+            elif first < 0xF8:
+                self._framed = False
+                at = size
+                break
+            else:
+                width = 256 - first
+                if at + 1 + width > size:
+                    break
+                end = at + 1 + width + int.from_bytes(pending[at + 1:at + 1 + width], "big")
+            if end > size:  # taken in part: the rest comes in later reads
+                self._body_left = end - size
+                self._tail = bytes(pending[max(at, size - 3):size])
+                end = size
+            at = end
+        out = bytes(pending[:at])
+        del pending[:at]
+        return out
+
+
 class TunnelCodec:
     """minitunnel's gob stream, which rides in the Tunnel bytes of MESSAGE_TUNNEL messages.
 

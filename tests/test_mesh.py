@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,8 @@ VERSION = "minishell 0.1.0"
 
 def test_mesh_commands_on_three_nodes(tmp_path: Path) -> None:
     with mesh(tmp_path, ["mm1", "mm2", "head"]) as (mm1, mm2, head):
-        assert head.e("mesh list") == "head: head\n |--mm1\n |--mm2\nmm1\n |--head\n |--mm2\nmm2\n" \
-            " |--head\n |--mm1"
+        assert head.e("mesh list") == (
+            "head: head\n |--mm1\n |--mm2\nmm1\n |--head\n |--mm2\nmm2\n |--head\n |--mm1")
         assert head.e("mesh list peers") == "head: mm[1-2]"
         assert head.table("mesh status") == [["head", "3", "0", "2", "minimega", str(head.port),
                                               "0"]]
@@ -101,7 +100,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return not Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def test_the_server_never_outlives_its_node(tmp_path: Path) -> None:
@@ -124,7 +123,7 @@ def test_the_server_never_outlives_its_node(tmp_path: Path) -> None:
     assert not _alive(pid)
 
 
-@pytest.mark.parametrize("line, want", [
+@pytest.mark.parametrize(("line", "want"), [
     ("mesh list", "vm"),
     ("mesh list all", "vm"),
     ("mesh send all version", ""),

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from minishell.client import ClientError, Connection
 
@@ -130,7 +131,15 @@ class Node:
         assert self.process is not None
         self.process.kill()
         self.process.wait()
-        self._connection = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def settle(self, *others: Node) -> None:
+        """Return once what this node's readers announced is known everywhere: a
+        `mesh send` answers only then."""
+        for other in others:
+            other.e(f"mesh send {self.name} version")
 
 
 def start_nodes(folder: Path, names: list[str], *flags: str) -> list[Node]:
@@ -160,6 +169,8 @@ def mesh(folder: Path, names: list[str], *flags: str) -> Iterator[list[Node]]:
         nodes = start_nodes(folder, names, *flags)
         yield nodes
     finally:
+        for client in list(PipeClient.opened):
+            client.close()
         for node in nodes:
             node.stop()
 
@@ -167,7 +178,10 @@ def mesh(folder: Path, names: list[str], *flags: str) -> Iterator[list[Node]]:
 class PipeClient:
     """`minishell -pipe NAME` on a node: what it prints, read in the background."""
 
+    opened: ClassVar[set[PipeClient]] = set()  # closed when their mesh() block ends
+
     def __init__(self, node: Node, pipe: str, stdin: int | None = subprocess.PIPE) -> None:
+        PipeClient.opened.add(self)
         self.process = subprocess.Popen(
             [*DAEMON, "-base", str(node.base), "-pipe", pipe], stdin=stdin,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -191,6 +205,9 @@ class PipeClient:
         self.process.stdin.flush()
 
     def close(self) -> None:
+        PipeClient.opened.discard(self)
+        if self.process.stdout is None or self.process.stdout.closed:
+            return
         for stream in (self.process.stdin,):
             if stream is not None:
                 with contextlib.suppress(OSError):

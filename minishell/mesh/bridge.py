@@ -79,6 +79,7 @@ class Bridge:
         self._handlers: dict[int, Handler] = {}
         self._next_sid = 1
         self.dropped_incoming = 0
+        self._last_error: BaseException | None = None
         self.connected = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_asyncio: asyncio.Event | None = None
@@ -205,6 +206,9 @@ class Bridge:
     # -- asyncio side -----------------------------------------------------------------------
 
     def _thread_main(self, report: Callable[[BaseException | None], None]) -> None:
+        # asyncio's own notes on TLS streams ("returning true from eof_received()...")
+        # are nothing a user can act on.
+        logging.getLogger("asyncio").setLevel(logging.ERROR)
         loop = asyncio.SelectorEventLoop()
         self._loop = loop
         try:
@@ -241,6 +245,7 @@ class Bridge:
             self._to_trio(self._event_arrived)
 
         async def error_cb(error: Exception) -> None:
+            self._last_error = error
             event(f"error: {_connect_error(error)}")
 
         async def disconnected_cb() -> None:
@@ -254,20 +259,34 @@ class Bridge:
             options["tls"] = self._credentials.tls
         if self._credentials.creds_file is not None:
             options["user_credentials"] = self._credentials.creds_file
-        try:
-            nc = await nats.connect(
-                self._servers, name=self._name, error_cb=error_cb,
-                disconnected_cb=disconnected_cb, reconnected_cb=reconnected_cb,
-                allow_reconnect=True, max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,  # seconds: a float works
-                connect_timeout=int(CONNECT_TIMEOUT),
-                ping_interval=PING_INTERVAL, max_outstanding_pings=MAX_OUTSTANDING_PINGS,
-                pending_size=64 * 1024 * 1024, skip_subject_validation=True,
-                **options)
-        except Exception as error:  # every failure is reported to trio
-            failure: BaseException = error
-            self._to_trio(lambda: report(failure))
+        connecting = asyncio.ensure_future(nats.connect(
+            self._servers, name=self._name, error_cb=error_cb,
+            disconnected_cb=disconnected_cb, reconnected_cb=reconnected_cb,
+            allow_reconnect=True, max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,  # seconds: a float works
+            connect_timeout=2,
+            ping_interval=PING_INTERVAL, max_outstanding_pings=MAX_OUTSTANDING_PINGS,
+            pending_size=64 * 1024 * 1024, skip_subject_validation=True,
+            **options))
+        stopping = asyncio.ensure_future(self._stop_asyncio.wait())
+        await asyncio.wait({connecting, stopping}, timeout=CONNECT_TIMEOUT,
+                           return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        failure: BaseException | None = None
+        if not connecting.done():
+            # nats-py retries for ever once reconnecting is allowed: what it last met is why.
+            connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await connecting
+            failure = self._last_error or TimeoutError(
+                f"no server answered within {CONNECT_TIMEOUT:g}s")
+        elif connecting.exception() is not None:
+            failure = connecting.exception()
+        if failure is not None:
+            reason = failure
+            self._to_trio(lambda: report(reason))
             return
+        nc = connecting.result()
         self._to_trio(lambda: report(None))
         try:
             while not self._stop_asyncio.is_set():

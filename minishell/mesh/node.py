@@ -445,7 +445,14 @@ class Node:
                 if any(route.get("port") == port and route.get("ip") == address
                        and route.get("did_solicit") for route in routes):
                     return
-                for line in list(server.log_lines)[logged - len(server.log_lines) or None:]:
+                lines = list(server.log_lines)[logged - len(server.log_lines) or None:]
+                closed = sum(1 for line in lines if f"{_url_host(address)}:{port}" in line
+                             and "connection closed" in line)
+                if closed >= 2:
+                    raise MeshError(f"dial {address}:{port}: that node closes the route: "
+                                    "TLS or certificates differ (both sides need -mesh-tls "
+                                    "certificates of one CA)")
+                for line in lines:
                     if "does not match" in line and "cluster name" in line:
                         names = line.split('"')[1::2]
                         theirs = next((name for name in names if name != self.context), "?")

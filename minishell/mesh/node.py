@@ -446,12 +446,6 @@ class Node:
                        and route.get("did_solicit") for route in routes):
                     return
                 lines = list(server.log_lines)[logged - len(server.log_lines) or None:]
-                closed = sum(1 for line in lines if f"{_url_host(address)}:{port}" in line
-                             and "connection closed" in line)
-                if closed >= 2:
-                    raise MeshError(f"dial {address}:{port}: that node closes the route: "
-                                    "TLS or certificates differ (both sides need -mesh-tls "
-                                    "certificates of one CA)")
                 for line in lines:
                     if "does not match" in line and "cluster name" in line:
                         names = line.split('"')[1::2]
@@ -460,7 +454,13 @@ class Node:
                                         f'"{theirs}", not "{self.context}" (-context)')
                     if "TLS" in line and "handshake error" in line:
                         raise MeshError(f"dial {address}:{port}: TLS handshake failed "
-                                        "(both sides need -mesh-listen certificates of one CA)")
+                                        "(both sides need -mesh-tls certificates of one CA)")
+                closed = sum(1 for line in lines if f"{_url_host(address)}:{port}" in line
+                             and "connection closed" in line)
+                if closed >= 2:
+                    raise MeshError(f"dial {address}:{port}: that node closes the route: "
+                                    "TLS or certificates differ (both sides need -mesh-tls "
+                                    "certificates of one CA)")
                 with trio.move_on_after(0.05):
                     await server.log_changed()
         raise MeshError(f"dial {address}:{port}: no route came up within {DIAL_TIMEOUT:g}s")

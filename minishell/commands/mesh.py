@@ -6,6 +6,8 @@ minimega is: `mesh list` shows it alone, `mesh send` reaches nobody.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from minishell.commands.registry import Command, Context, Handler
 from minishell.errors import CommandError
 from minishell.gostr import GO_SPACE, duration_string
@@ -77,25 +79,29 @@ async def mesh_timeout(ctx: Context, command: Command) -> Response | None:
 
 
 async def mesh_dial(ctx: Context, command: Command) -> Response | None:
-    node = _node(ctx)
-    if node is None:
-        raise CommandError(_NO_MESH)
-    try:
-        await node.dial(command.string("hostname"))
-    except MeshError as error:
-        raise CommandError(str(error)) from None
+    node = _required(ctx)
+    await _or_error(node.dial(command.string("hostname")))
     return None
 
 
 async def mesh_hangup(ctx: Context, command: Command) -> Response | None:
+    node = _required(ctx)
+    await _or_error(node.hangup(command.string("hostname")))
+    return None
+
+
+def _required(ctx: Context) -> Node:
     node = _node(ctx)
     if node is None:
         raise CommandError(_NO_MESH)
+    return node
+
+
+async def _or_error(action: Awaitable[None]) -> None:
     try:
-        await node.hangup(command.string("hostname"))
+        await action
     except MeshError as error:
         raise CommandError(str(error)) from None
-    return None
 
 
 async def mesh_send(ctx: Context, command: Command) -> Response | None:

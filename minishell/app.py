@@ -90,6 +90,11 @@ async def _run(options: argparse.Namespace) -> int:
     async with _new_session(options) as session, trio.open_nursery() as nursery:
         server: ControlServer | None = None
         try:
+            if options.mesh or options.nats:
+                failure = await _join_mesh(options, session, nursery)
+                if failure:
+                    print(f"minishell: {failure}", file=sys.stderr)
+                    return 1
             # Scripts and a piped stdin do not serve, so that they can run side by side.
             if headless or sys.stdin.isatty():
                 server = ControlServer(session, socket_path(options.base))
@@ -122,6 +127,32 @@ async def _run(options: argparse.Namespace) -> int:
             if server is not None:
                 server.close()
             nursery.cancel_scope.cancel()
+
+
+async def _join_mesh(options: argparse.Namespace, session: Session,
+                     nursery: trio.Nursery) -> str:
+    """Join the mesh in `nursery`; "" once joined, else the one-line reason."""
+    from minishell.mesh.join import JoinError, MeshSettings, join
+
+    settings = MeshSettings(
+        name=session.hostname, context=options.context, port=options.port,
+        base=options.base,
+        nats=tuple(url for url in (options.nats or "").split(",") if url),
+        creds=options.nats_creds, tls_dir=options.mesh_tls, listen=options.mesh_listen,
+        insecure=options.mesh_insecure)
+    failure = ""
+    try:
+        await nursery.start(join, settings, session)
+    except* JoinError as group:
+        failure = str(_first(group))
+    return failure
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 async def _headless() -> int:

@@ -58,6 +58,31 @@ def build_parser() -> "argparse.ArgumentParser":
          help="serve the socket without a prompt (run in the background; stop with "
          "SIGTERM or `minishell -e quit`)")
     flag("force", action="store_true", help="replace a running instance's socket")
+    mesh = parser.add_argument_group(
+        "mesh (several instances share their pipes, on NATS; see README: Mesh)")
+    flag("mesh", mesh, action="store_true",
+         help="be a mesh node: start a nats-server of its own, joined to others by "
+         "`mesh dial HOST[:PORT]`")
+    flag("context", mesh, default="minimega", metavar="NAME",
+         help="the mesh's name: nodes of other contexts never see this one "
+         "(default %(default)s)")
+    flag("port", mesh, default=9000, type=int, metavar="PORT",
+         help="the node's cluster port, which `mesh dial` reaches (default %(default)s)")
+    flag("nats", mesh, metavar="URL[,URL]",
+         help="join the NATS server or cluster at these URLs instead of starting one")
+    flag("nats-creds", mesh, dest="nats_creds", metavar="FILE",
+         help="a NATS credentials file (JWT and nkey seed) for -nats")
+    flag("mesh-tls", mesh, dest="mesh_tls", metavar="DIR",
+         help="mutual TLS: DIR holds ca.pem, node.pem and node-key.pem "
+         "(made by -mesh-keygen)")
+    flag("mesh-listen", mesh, dest="mesh_listen", default="127.0.0.1", metavar="ADDR",
+         help="the address the node's cluster port listens on (default %(default)s); "
+         "any other needs -mesh-tls or -mesh-insecure")
+    flag("mesh-insecure", mesh, dest="mesh_insecure", action="store_true",
+         help="let -mesh-listen take anyone, without TLS")
+    flag("mesh-keygen", mesh, dest="mesh_keygen", metavar="DIR",
+         help="make a mesh CA in DIR (once), and a certificate for -hostname signed by it "
+         "in DIR/<hostname>, for -mesh-tls; then exit")
     clients = parser.add_argument_group(
         "clients of a running instance (reached through DIR/minimega)")
     flag("pipe", clients, metavar="NAME",
@@ -97,6 +122,10 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     if (options.pipe or options.e or options.attach) and not options.replay:
         return run_client(ClientCall(options.base, options.namespace, options.pipe or "",
                                      options.e, options.attach, options.files))
+    if options.mesh_keygen:
+        from minishell.mesh.keys import keygen
+
+        return keygen(options.mesh_keygen, options.hostname)
     # Said by the C launcher, which gave us /dev/null for a stdin we could not take.
     stdin_error = os.environ.pop(STDIN_ERROR_ENV, "")
     if stdin_error and not (options.nostdin or options.replay):

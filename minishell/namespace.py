@@ -93,6 +93,10 @@ class Namespaces:
         self.default = self.get(DEFAULT_NAMESPACE)
         self.active = self.default
 
+    def set_peers(self, peers: Callable[[], set[str]]) -> None:
+        """The mesh's other hosts, which namespaces made from now on span."""
+        self._peers = peers
+
     def __iter__(self) -> Iterator[Namespace]:
         """In name order."""
         return iter([self._known[name] for name in sorted(self._known)])

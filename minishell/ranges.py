@@ -85,3 +85,57 @@ def unsplit_list(values: Iterable[str]) -> str:
     for value in values:
         trie.add(value)
     return ",".join(trie.flatten())
+
+
+class RangeError(ValueError):
+    """A host list minimega's ranges cannot read; the text is minimega's."""
+
+
+def split_list(text: str) -> list[str]:
+    """ranges.SplitList: `mm[1-3],head` -> mm1, mm2, mm3, head (a bracket holds numbers
+    and runs of them; all of one width keep their zero padding)."""
+    parts: list[str] = []
+    start = 0
+    inside = False
+    for index, char in enumerate(text):
+        if char == "[":
+            if inside:
+                raise RangeError(f"nested '[' at char {index}")
+            inside = True
+        elif char == "]":
+            if not inside:
+                raise RangeError(f"unmatched ']' at char {index}")
+            inside = False
+        elif char == "," and not inside:
+            parts.append(text[start:index])
+            start = index + 1
+    if inside:
+        raise RangeError("unterminated '['")
+    if start < len(text):
+        parts.append(text[start:])
+    hosts: list[str] = []
+    for part in parts:
+        prefix, bracket, spec = part.partition("[")
+        if not bracket:
+            hosts.append(part)
+            continue
+        if not spec.endswith("]"):
+            raise RangeError("invalid range specification")
+        hosts.extend(prefix + number for number in _expand(spec[:-1]))
+    return hosts
+
+
+def _expand(spec: str) -> list[str]:
+    numbers: set[int] = set()
+    widths: set[int] = set()
+    for item in spec.split(","):
+        low, dash, high = item.partition("-")
+        if not (low.isascii() and low.isdigit()) or (dash and not (high.isascii()
+                                                                   and high.isdigit())):
+            raise RangeError(f"invalid subrange {item}" if dash else
+                             f'strconv.Atoi: parsing "{item}": invalid syntax')
+        first, last = int(low), int(high) if dash else int(low)
+        numbers.update(range(first, last + 1))
+        widths.add(len(low) if not dash or len(low) == len(high) else 0)
+    pad = widths.pop() if len(widths) == 1 else 0
+    return [str(number).zfill(pad) for number in sorted(numbers)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -27,6 +27,9 @@ from minishell.language import expand, expand_alias
 from minishell.namespace import Namespaces
 from minishell.plumber import Plumber, PlumberError, open_plumber
 from minishell.reply import Flags, Reply, Response
+
+if TYPE_CHECKING:
+    from minishell.mesh.node import Node
 
 
 class Session:
@@ -44,6 +47,11 @@ class Session:
         self.history = history if history is not None else History()
         self.quitting = trio.Event()
         self.nursery = nursery  # owns what commands leave running (`background`)
+        # This node's place in a mesh (set while it is joined), and what `mesh status`
+        # shows without one.
+        self.mesh: Node | None = None
+        self.mesh_context = "minimega"
+        self.mesh_port = 9000
         # Commands from the prompt, scripts and socket clients run one at a
         # time, as minimega's cmdLock makes them.
         self._command_lock = trio.Lock()
@@ -68,6 +76,10 @@ class Session:
         """Run a command built rather than typed (start-up scripts), in turn with the others."""
         async with self._command_lock:
             await self.execute(command, sink, original=original)
+
+    async def run_responses(self, line: str) -> list[Response]:
+        """`run`, with every reply's responses collected in order (for `mesh send`)."""
+        return [response for reply in await self.run_line(line) for response in reply.responses]
 
     async def run_line(self, line: str) -> list[Reply]:
         """`run`, with the replies collected."""

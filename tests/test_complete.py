@@ -26,8 +26,8 @@ def complete(text: str) -> list[str]:
 COMMANDS = [
     ".alias", ".annotate", ".columns", ".compress", ".csv", ".env", ".filter", ".headers",
     ".json", ".preprocess", ".record", ".sort", ".unalias", "background", "cc", "check", "clear",
-    "debug", "echo", "exit", "file", "help", "history", "host", "log", "namespace", "ns", "pipe",
-    "plumb", "quit", "read", "shell", "version", "write",
+    "debug", "echo", "exit", "file", "help", "history", "host", "log", "mesh", "namespace", "ns",
+    "pipe", "plumb", "quit", "read", "shell", "version", "write",
 ]
 
 

@@ -13,6 +13,7 @@ from minishell.commands import (
     history,
     host,
     log,
+    mesh,
     misc,
     namespaces,
     pipes,
@@ -21,4 +22,4 @@ from minishell.commands import (
 )
 
 MODULES = (pipes, namespaces, builtins, history, scripts, shell, misc, log, host, files, debug,
-           check, cc)
+           check, cc, mesh)

@@ -25,6 +25,9 @@ class Command(Generic[Target]):
     lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     bools: frozenset[str] = frozenset()
     subcommand: Command[Target] | None = None
+    # The line's words from this command's first to the end (a `(command)` item's
+    # text for whoever runs it elsewhere: `mesh send`); not part of equality.
+    source: tuple[str, ...] = field(default=(), compare=False)
 
     def string(self, key: str) -> str:
         return self.strings[key]

@@ -257,6 +257,7 @@ class Parser(Generic[Target]):
                 {key: tuple(words[base + offset:]) for key, offset in lists} if lists else {},
                 chosen,
                 inner,
+                tuple(words[base:]) if inner is not None else (),
             )
 
         return build

@@ -14,13 +14,13 @@ import random
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
 from minishell.plumber.endpoints import Reader, Writer
 from minishell.plumber.errors import PlumberError
-from minishell.plumber.outbox import Outbox
+from minishell.plumber.outbox import Chunk, Outbox
 from minishell.plumber.pipe import MODES, Pipe, PipeInfo, Plumbing
 from minishell.plumber.pipeline import Production, feeds_itself, resolve_stages
 from minishell.plumber.programs import GRACE_SECONDS, ProgramFinder
@@ -74,6 +74,7 @@ class Plumber:
         self._reader_ids = itertools.count(1)  # monotonic: round-robin follows registration
         self._pipes: dict[str, Pipe] = {}
         self._productions: dict[str, Production] = {}
+        self._watchers: list[PipeWatcher] = []
 
     @property
     def programs(self) -> ProgramFinder:
@@ -83,8 +84,10 @@ class Plumber:
     # -- listing ---------------------------------------------------------------
 
     def pipes(self) -> list[PipeInfo]:
-        """Every pipe of every namespace, sorted by name (byte order)."""
-        return [self._pipes[name].info() for name in sorted(self._pipes, key=_byte_order)]
+        """Every pipe of every namespace, sorted by name (byte order); not those only
+        hidden endpoints use (relays of pipes scheduled here for readers elsewhere)."""
+        return [self._pipes[name].info() for name in sorted(self._pipes, key=_byte_order)
+                if self._pipes[name].listed]
 
     def pipelines(self) -> list[str]:
         return sorted(self._productions, key=_byte_order)
@@ -110,6 +113,7 @@ class Plumber:
         for: what they do with a message is their affair.
         """
         pipe = self._pipe(name)
+        pipe.listed = True
         message = data.encode("utf-8", "surrogateescape")
         if pipe.takes_at_once():
             pipe.route_message(message)  # the common case: no task, no await
@@ -129,15 +133,86 @@ class Plumber:
     def set_mode(self, name: str, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown pipe mode: {mode}")
-        self._pipe(name).mode = mode
+        pipe = self._pipe(name)
+        pipe.mode = mode
+        self._settings_changed(pipe)
 
     def set_log(self, name: str, enabled: bool) -> None:
-        self._pipe(name).log = enabled
+        pipe = self._pipe(name)
+        pipe.log = enabled
+        self._settings_changed(pipe)
 
     def set_via(self, name: str, argv: tuple[str, ...]) -> None:
         """`pipe <p> via ...`; `()` (`clear pipe <p> via`) also kills the pipe's running
         vias and drops the messages written through them."""
-        self._pipe(name).set_via(argv)
+        pipe = self._pipe(name)
+        pipe.set_via(argv)
+        self._settings_changed(pipe)
+
+    # -- watching (a mesh keeps other nodes' pipes in step) ----------------------------------
+
+    def watch(self, watcher: PipeWatcher) -> None:
+        """Tell `watcher` (synchronously) of pipes made and deleted, of their settings
+        changed by a command, and of their own readers coming and going."""
+        self._watchers.append(watcher)
+
+    def settings(self, name: str) -> tuple[str, tuple[str, ...], bool] | None:
+        """A pipe's (mode, via, log), None if there is no such pipe."""
+        pipe = self._pipes.get(name)
+        return None if pipe is None else (pipe.mode, pipe.via, pipe.log)
+
+    def apply_settings(self, name: str, mode: str, via: tuple[str, ...], log: bool) -> None:
+        """Settings decided elsewhere, for a pipe that exists: no watcher hears of it."""
+        pipe = self._pipes.get(name)
+        if pipe is None:
+            return
+        pipe.mode = mode if mode in MODES else "all"
+        pipe.log = log
+        if pipe.via != via:
+            pipe.set_via(via)
+
+    def reader_ids(self, name: str) -> list[int]:
+        """The ids of a pipe's own readers (not hidden ones), in attaching order."""
+        pipe = self._pipes.get(name)
+        return [] if pipe is None else pipe.reader_ids()
+
+    def attach_reader(self, name: str, *, hidden: bool = False, upstream: bool = False,
+                      on_drop: Callable[[], None] | None = None) -> Reader:
+        """A reader registered at once, without a block: close() it to unregister.
+
+        `hidden`: not listed, and not given what `deliver` brings (a relay to readers
+        elsewhere). `upstream`: while attached, it alone takes every write to the
+        pipe, whatever its mode and via (the pipe is scheduled where it leads).
+        """
+        pipe = self._pipe(name)
+        outbox = Outbox(on_drop=on_drop)
+        reader_id = next(self._reader_ids)
+        pipe.attach(reader_id, outbox, hidden=hidden or upstream, upstream=upstream)
+        if not (hidden or upstream):
+            self._readers_changed(pipe)
+        return Reader(name, outbox, functools.partial(self._detach, pipe, reader_id,
+                                                      not (hidden or upstream)))
+
+    async def deliver(self, name: str, chunk: Chunk, reader_id: int | None = None, *,
+                      count: bool = True) -> bool:
+        """Messages scheduled elsewhere, for this pipe's own readers (all, or one by id):
+        waits for room; False if that reader is gone."""
+        return await self._pipe(name).deliver(chunk, reader_id, count=count)
+
+    def _detach(self, pipe: Pipe, reader_id: int, own: bool) -> None:
+        pipe.detach(reader_id)
+        if own:
+            self._readers_changed(pipe)
+
+    def _readers_changed(self, pipe: Pipe) -> None:
+        if self._pipes.get(pipe.name) is pipe:
+            for watcher in self._watchers:
+                watcher.readers_changed(pipe.name)
+
+    def _settings_changed(self, pipe: Pipe) -> None:
+        pipe.listed = True
+        for watcher in self._watchers:
+            watcher.settings_changed(pipe.name)
 
     @property
     def dropped_readers(self) -> int:
@@ -160,6 +235,8 @@ class Plumber:
             raise PlumberError("cannot delete named pipe with open writers")
         del self._pipes[name]
         pipe.close("deleted")
+        for watcher in self._watchers:
+            watcher.pipe_deleted(name)
         await self._stop([production for production in self._productions.values()
                           if name in production.reads])
         await pipe.wait_idle()
@@ -238,11 +315,14 @@ class Plumber:
         endpoint that may sit elsewhere (in a send to a program or a client that
         does not read) learns it at once this way.
         """
-        return _ReaderBlock(self._pipe, self._reader_ids, name, forwards_to, on_drop)
+        return _ReaderBlock(self._pipe, self._reader_ids, name, forwards_to, on_drop,
+                            self._readers_changed)
 
-    def open_writer(self, name: str) -> AbstractAsyncContextManager[Writer]:
-        """Register a writer of pipe `name` (created if missing) for the block's duration."""
-        return _WriterBlock(self._pipe, name)
+    def open_writer(self, name: str, *, hidden: bool = False,
+                    ) -> AbstractAsyncContextManager[Writer]:
+        """Register a writer of pipe `name` (created if missing) for the block's duration;
+        a `hidden` one is not counted (writes forwarded from elsewhere)."""
+        return _WriterBlock(self._pipe, name, hidden)
 
     # -- internals -----------------------------------------------------------------
 
@@ -250,6 +330,8 @@ class Plumber:
         pipe = self._pipes.get(name)
         if pipe is None:
             pipe = self._pipes[name] = Pipe(name, self._plumbing)
+            for watcher in self._watchers:
+                watcher.pipe_created(name)
         return pipe
 
     async def _settle_downstream(self, name: str) -> None:
@@ -297,6 +379,18 @@ class Plumber:
             await production.done.wait()
 
 
+class PipeWatcher(Protocol):
+    """What a watcher of the plumber hears (Plumber.watch), synchronously."""
+
+    def pipe_created(self, name: str) -> None: ...
+
+    def pipe_deleted(self, name: str) -> None: ...
+
+    def settings_changed(self, name: str) -> None: ...
+
+    def readers_changed(self, name: str) -> None: ...
+
+
 @asynccontextmanager
 async def open_plumber(**options: Any) -> AsyncIterator[Plumber]:
     """A plumber (given Plumber's keyword options) whose pipelines live in a
@@ -322,11 +416,13 @@ async def open_plumber(**options: Any) -> AsyncIterator[Plumber]:
 
 
 class _ReaderBlock:
-    __slots__ = ("_forwards_to", "_get_pipe", "_name", "_on_drop", "_pipe", "_reader_id",
-                 "_reader_ids")
+    __slots__ = ("_changed", "_forwards_to", "_get_pipe", "_name", "_on_drop", "_pipe",
+                 "_reader_id", "_reader_ids")
 
     def __init__(self, get_pipe: Callable[[str], Pipe], reader_ids: Iterator[int], name: str,
-                 forwards_to: str | None, on_drop: Callable[[], None] | None) -> None:
+                 forwards_to: str | None, on_drop: Callable[[], None] | None,
+                 changed: Callable[[Pipe], None]) -> None:
+        self._changed = changed
         self._get_pipe = get_pipe
         self._reader_ids = reader_ids
         self._name = name
@@ -340,28 +436,37 @@ class _ReaderBlock:
         outbox = Outbox(forwards_to=self._forwards_to, on_drop=self._on_drop)
         self._reader_id = next(self._reader_ids)
         pipe.attach(self._reader_id, outbox)
-        return Reader(self._name, outbox, functools.partial(pipe.detach, self._reader_id))
+        self._changed(pipe)
+        return Reader(self._name, outbox, self._detach)
+
+    def _detach(self) -> None:
+        assert self._pipe is not None
+        self._pipe.detach(self._reader_id)
+        self._changed(self._pipe)
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, traceback: TracebackType | None) -> None:
-        assert self._pipe is not None
-        self._pipe.detach(self._reader_id)
+        self._detach()
 
 
 class _WriterBlock:
-    __slots__ = ("_get_pipe", "_name", "_pipe")
+    __slots__ = ("_get_pipe", "_hidden", "_name", "_pipe")
 
-    def __init__(self, get_pipe: Callable[[str], Pipe], name: str) -> None:
+    def __init__(self, get_pipe: Callable[[str], Pipe], name: str, hidden: bool) -> None:
         self._get_pipe = get_pipe
         self._name = name
+        self._hidden = hidden
         self._pipe: Pipe | None = None
 
     async def __aenter__(self) -> Writer:
         pipe = self._pipe = self._get_pipe(self._name)
-        pipe.writers += 1
+        if not self._hidden:
+            pipe.writers += 1
+            pipe.listed = True
         return Writer(self._name, pipe)
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, traceback: TracebackType | None) -> None:
         assert self._pipe is not None
-        self._pipe.writers -= 1
+        if not self._hidden:
+            self._pipe.writers -= 1

@@ -145,6 +145,12 @@ class Pipe:
         self._previous_seq = 0
         self._seq = 0
         self._readers: dict[int, Outbox] = {}  # ascending ids: registration order
+        # Readers that relay to elsewhere (not listed, not delivered to), and the one
+        # that, while attached, takes every write (the pipe is scheduled elsewhere).
+        self._hidden: set[int] = set()
+        self._upstream: Outbox | None = None
+        self._upstream_id = 0
+        self.listed = False  # shown by `pipe`: something of this node's own uses it
         self._last_recipient = 0
         self._closed = False
         self._plumbing = plumbing
@@ -168,21 +174,66 @@ class Pipe:
         return self._cli_writes
 
     def info(self) -> PipeInfo:
-        return PipeInfo(self.name, self.mode, len(self._readers),
+        return PipeInfo(self.name, self.mode, len(self._readers) - len(self._hidden),
                         self.writers + self._cli_writes, self.count, self.via,
                         display(self._previous), self.dropped_readers)
 
-    def attach(self, reader_id: int, outbox: Outbox) -> None:
+    def attach(self, reader_id: int, outbox: Outbox, *, hidden: bool = False,
+               upstream: bool = False) -> None:
         if self._closed:
             outbox.close()
+            return
+        outbox.room_signal = self._room
+        if upstream:
+            if self._upstream is not None:
+                self._upstream.close()
+            self._upstream, self._upstream_id = outbox, reader_id
+            return
+        self._readers[reader_id] = outbox
+        if hidden:
+            self._hidden.add(reader_id)
         else:
-            outbox.room_signal = self._room
-            self._readers[reader_id] = outbox
+            self.listed = True
 
     def detach(self, reader_id: int) -> None:
+        if reader_id == self._upstream_id and self._upstream is not None:
+            self._upstream.close()
+            self._upstream, self._upstream_id = None, 0
+            return
+        self._hidden.discard(reader_id)
         outbox = self._readers.pop(reader_id, None)
         if outbox is not None:
             outbox.close()
+
+    def reader_ids(self) -> list[int]:
+        """The ids of the readers that are delivered to (not hidden), in order."""
+        return [reader_id for reader_id in self._readers if reader_id not in self._hidden]
+
+    async def deliver(self, chunk: Chunk, reader_id: int | None, *, count: bool) -> bool:
+        """Messages scheduled elsewhere, to this pipe's own readers: all of them, or the
+        one `reader_id`; never to hidden readers nor upstream. False if that one is gone."""
+        self.listed = True
+        while True:
+            if reader_id is None:
+                targets = [outbox for rid, outbox in self._readers.items()
+                           if rid not in self._hidden]
+            else:
+                one = self._readers.get(reader_id)
+                if one is None or reader_id in self._hidden:
+                    return False
+                targets = [one]
+            if not any(outbox.full for outbox in targets):
+                break
+            await self._wait_for_room(every=True, targets=targets)
+        for outbox in targets:
+            outbox.put(chunk)
+        if count:
+            lines = 1 if chunk.one_message else chunk.data.count(b"\n")
+            self.count += lines
+            last = chunk.data if chunk.one_message else chunk.data[
+                chunk.data.rfind(b"\n", 0, len(chunk.data) - 1) + 1:]
+            self._set_previous(last, self._next_seq())
+        return True
 
     def close(self, reason: str) -> None:
         """The pipe is deleted or the plumber closes: its vias are killed, what waits in
@@ -198,6 +249,10 @@ class Pipe:
         for outbox in self._readers.values():
             outbox.close()
         self._readers.clear()
+        self._hidden.clear()
+        if self._upstream is not None:
+            self._upstream.close()
+            self._upstream = None
         if cli_writes:
             logger.warning("pipe %s %s: %d writes waiting for its readers dropped",
                            self.name, reason, cli_writes)
@@ -239,6 +294,8 @@ class Pipe:
 
     def takes_at_once(self) -> bool:
         """True when a message can be routed without waiting: no via, nothing queued, room."""
+        if self._upstream is not None:
+            return not self._queue and not self._upstream.full
         return not self.via and not self._queue and self._has_room()
 
     def route_message(self, message: bytes) -> None:
@@ -263,7 +320,7 @@ class Pipe:
             raise PlumberError(f"pipe {self.name}: {self._cli_bytes} bytes of writes already "
                                "waiting for its readers")
         queued: _Queued | None
-        if self.via:
+        if self.via and self._upstream is None:
             queued = self._accept_via(data, self.via)
             if queued is None:
                 return None
@@ -285,7 +342,14 @@ class Pipe:
         cost a third of a message's time.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        via = self.via  # the via in force when the block came applies to all of it
+        # The via in force when the block came applies to all of it; with an upstream
+        # the pipe is scheduled (via included) where that leads.
+        via = self.via if self._upstream is None else ()
+        if self._upstream is not None and not self._queue:
+            while self._upstream is not None and self._upstream.full:
+                await self._wait_for_room(every=True, targets=[self._upstream])
+            self._route(data, one_message, self._next_seq())
+            return
         if not via and not self._queue:
             if not self._has_room():
                 await self._wait_for_room(every=self.mode == "all")
@@ -321,6 +385,8 @@ class Pipe:
 
     def _has_room(self) -> bool:
         """Room as the mode needs it: in every outbox for `all`, in one for the others."""
+        if self._upstream is not None:
+            return not self._upstream.full
         readers = self._readers.values()
         if self.mode == "all" or not readers:
             return not any(outbox.full for outbox in readers)
@@ -336,7 +402,9 @@ class Pipe:
         if self.log:
             self._log_messages([data] if one_message else split_messages(data))
         readers = self._readers
-        if self.mode == "all" or not readers:
+        if self._upstream is not None:
+            self._upstream.put(Chunk(data, one_message))
+        elif self.mode == "all" or not readers:
             chunk = Chunk(data, one_message)
             for outbox in readers.values():
                 outbox.put(chunk)

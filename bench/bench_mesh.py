@@ -1,0 +1,261 @@
+"""The mesh's speed, beside plain nats-py in the same run; every byte is checked.
+
+    python3 bench/bench_mesh.py [--lines N]
+
+Starts real `minishell -mesh -nostdin` nodes on loopback (each with its own
+nats-server), real `-pipe` clients, and measures:
+- plain nats-py through one local nats-server: 16-byte lines, one per NATS
+  message and packed into 64 KiB messages (the ceiling the mesh is held to);
+- stream across two nodes: a `-pipe` writer on one, a `-pipe` reader on the other;
+- fan-out: a writer on node 1, 4 readers on each of 3 nodes;
+- round-robin over readers on 3 nodes (the split);
+- latency across nodes at 100 messages/s (p50, p99);
+- `mesh send all version` on 4 nodes.
+Prints one Markdown table, and the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from meshnodes import DAEMON, Node, eventually, mesh
+
+from minishell.mesh.natsd import find_server
+
+
+def lines_of(count: int, tag: bytes = b"") -> bytes:
+    """`count` 16-byte lines (15 characters and a newline), each distinct."""
+    return b"".join(b"%s%0*d\n" % (tag, 15 - len(tag), number) for number in range(count))
+
+
+class Reader:
+    """A `-pipe` reader whose output is counted (and hashed) in a thread."""
+
+    def __init__(self, node: Node, pipe: str, expected: int) -> None:
+        self.process = subprocess.Popen([*DAEMON, "-base", str(node.base), "-pipe", pipe],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.expected = expected
+        self.data = bytearray()
+        self.done = threading.Event()
+        self.finished_at = 0.0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        while chunk := self.process.stdout.read1(1 << 20):
+            self.data += chunk
+            if len(self.data) >= self.expected and not self.done.is_set():
+                self.finished_at = time.monotonic()
+                self.done.set()
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.terminate()
+        self.process.wait()
+
+
+def plain_nats(count: int) -> tuple[float, float]:
+    """nats-py alone: (lines/s one per message, lines/s in 64 KiB messages)."""
+    import nats
+
+    binary = find_server()
+    assert binary is not None
+    folder = tempfile.mkdtemp()
+    server = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir",
+                               folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ports = Path(folder) / f"nats-server_{server.pid}.ports"
+        eventually(ports.exists, "nats-server")
+        import json
+        url = json.loads(ports.read_text())["nats"][0]
+
+        async def run(packed: bool, lines: int) -> float:
+            data = lines_of(lines)
+            sub_client = await nats.connect(url)
+            pub_client = await nats.connect(url, pending_size=64 * 1024 * 1024)
+            received = bytearray()
+            finished = asyncio.Event()
+
+            async def on_message(message: object) -> None:
+                received.extend(message.data)  # type: ignore[attr-defined]
+                if len(received) >= len(data):
+                    finished.set()
+
+            await sub_client.subscribe("bench", cb=on_message,
+                                       pending_bytes_limit=1 << 30, pending_msgs_limit=-1)
+            await sub_client.flush()
+            started = time.monotonic()
+            if packed:
+                for start in range(0, len(data), 65536):
+                    await pub_client.publish("bench", data[start:start + 65536])
+            else:
+                for start in range(0, len(data), 16):
+                    await pub_client.publish("bench", data[start:start + 16])
+            await pub_client.flush()
+            await asyncio.wait_for(finished.wait(), 60)
+            elapsed = time.monotonic() - started
+            assert bytes(received) == data  # every byte, in order
+            await sub_client.close()
+            await pub_client.close()
+            return lines / elapsed
+
+        single = asyncio.run(run(False, min(count, 200_000)))
+        packed = asyncio.run(run(True, count))
+        return single, packed
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def stream(folder: Path, count: int) -> float:
+    with mesh(folder, ["n1", "n2"]) as (n1, n2):
+        data = lines_of(count)
+        reader = Reader(n2, "s", len(data))
+        eventually(lambda: n2.table(".columns readers pipe") == [["n2", "1"]], "reader")
+        n2.settle(n1)
+        started = time.monotonic()
+        writer = subprocess.run([*DAEMON, "-base", str(n1.base), "-pipe", "s"], input=data,
+                                stdout=subprocess.DEVNULL, check=True)
+        del writer
+        assert reader.done.wait(120), f"{len(reader.data)} of {len(data)} bytes"
+        rate = count / (reader.finished_at - started)
+        assert bytes(reader.data[:len(data)]) == data
+        reader.close()
+        return rate
+
+
+def fan_out(folder: Path, count: int) -> float:
+    with mesh(folder, ["n1", "n2", "n3"]) as nodes:
+        data = lines_of(count)
+        readers = [Reader(node, "f", len(data)) for node in nodes for _ in range(4)]
+        for node in nodes:
+            eventually(lambda node=node: node.table(".columns readers pipe")  # type: ignore[misc]
+                       == [[node.name, "4"]], "readers")
+        for node in nodes:
+            node.settle(*[other for other in nodes if other is not node])
+        started = time.monotonic()
+        subprocess.run([*DAEMON, "-base", str(nodes[0].base), "-pipe", "f"], input=data,
+                       stdout=subprocess.DEVNULL, check=True)
+        for reader in readers:
+            assert reader.done.wait(120)
+        finished = max(reader.finished_at for reader in readers)
+        digest = hashlib.sha256(data).digest()
+        for reader in readers:
+            assert hashlib.sha256(bytes(reader.data[:len(data)])).digest() == digest
+            reader.close()
+        return count / (finished - started)
+
+
+def round_robin(folder: Path, count: int) -> tuple[float, float]:
+    with mesh(folder, ["n1", "n2", "n3"]) as nodes:
+        nodes[0].e("pipe rr mode round-robin")
+        data = lines_of(count)
+        readers = [Reader(node, "rr", 0) for node in nodes[1:] for _ in range(2)]
+        for node in nodes[1:]:
+            eventually(lambda node=node: node.table(".columns readers pipe")  # type: ignore[misc]
+                       == [[node.name, "2"]], "readers")
+            node.settle(*[other for other in nodes if other is not node])
+        # A -pipe client reads what it writes: it writes to src, which a pipeline carries
+        # into rr (a writer only), so that the six readers are all of rr's.
+        nodes[0].e("plumb src rr")
+        started = time.monotonic()
+        subprocess.run([*DAEMON, "-base", str(nodes[0].base), "-pipe", "src"], input=data,
+                       stdout=subprocess.DEVNULL, check=True)
+        eventually(lambda: sum(len(r.data) for r in readers) >= len(data),
+                   "the readers' shares", 120)
+        elapsed = time.monotonic() - started
+        got = [bytes(r.data).splitlines() for r in readers]
+        every = [line for lines in got for line in lines]
+        assert len(every) == len(set(every))  # nothing twice
+        counts = [len(lines) for lines in got]
+        share = statistics.mean(counts)
+        spread = max(abs(c - share) for c in counts) / share
+        for reader in readers:
+            reader.close()
+        return sum(counts) / elapsed, spread
+
+
+def latency(folder: Path, count: int) -> tuple[float, float]:
+    with mesh(folder, ["n1", "n2"]) as (n1, n2):
+        reader = Reader(n2, "lat", 16 * count)
+        eventually(lambda: n2.table(".columns readers pipe") == [["n2", "1"]], "reader")
+        n2.settle(n1)
+        writer = subprocess.Popen([*DAEMON, "-base", str(n1.base), "-pipe", "lat"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        assert writer.stdin is not None
+        samples = []
+        for number in range(count):
+            line = b"%015d\n" % number
+            before = len(reader.data)
+            sent = time.monotonic()
+            writer.stdin.write(line)
+            writer.stdin.flush()
+            while len(reader.data) < before + 16:
+                time.sleep(0.00002)
+            samples.append(time.monotonic() - sent)
+            time.sleep(max(0.0, 0.01 - (time.monotonic() - sent)))
+        writer.stdin.close()
+        writer.wait()
+        reader.close()
+        samples.sort()
+        return samples[len(samples) // 2] * 1e6, samples[int(len(samples) * 0.99)] * 1e6
+
+
+def mesh_send(folder: Path) -> float:
+    with mesh(folder, ["head", "n1", "n2", "n3"]) as (head, *_):
+        times = []
+        for _ in range(50):
+            started = time.monotonic()
+            assert head.e("mesh send all version").startswith("n[1-3]: ")
+            times.append(time.monotonic() - started)
+        return statistics.median(times) * 1e3
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lines", type=int, default=2_000_000)
+    options = parser.parse_args()
+    load_before = os.getloadavg()
+    folder = Path(tempfile.mkdtemp(prefix="bench-mesh-"))
+    single, packed = plain_nats(options.lines)
+    rows = [("nats-py, 16 B lines, one per message", f"{single / 1e3:.0f}k lines/s", ""),
+            ("nats-py, 16 B lines in 64 KiB messages", f"{packed / 1e6:.1f}M lines/s", "")]
+    rate = stream(folder / "stream", options.lines)
+    rows.append(("stream across two nodes, `-pipe` to `-pipe`", f"{rate / 1e6:.2f}M lines/s",
+                 f"5M and 0.25x nats-py packed ({rate / packed:.2f}x): "
+                 f"{'met' if rate >= 5e6 and rate >= 0.25 * packed else 'NOT met'}"))
+    fan = fan_out(folder / "fan", options.lines // 4)
+    rows.append(("fan-out, writer on node 1, 4 readers on each of 3 nodes",
+                 f"{fan / 1e6:.2f}M messages/s", f"1M: {'met' if fan >= 1e6 else 'NOT met'}"))
+    rr, spread = round_robin(folder / "rr", options.lines // 4)
+    rows.append(("round-robin over readers on 3 nodes", f"{rr / 1e3:.0f}k messages/s, split "
+                 f"within {spread * 100:.2f}%",
+                 f"200k within 1%: {'met' if rr >= 2e5 and spread <= 0.01 else 'NOT met'}"))
+    p50, p99 = latency(folder / "lat", 1000)
+    rows.append(("latency across nodes at 100 messages/s, p50 / p99", f"{p50:.0f} / {p99:.0f} us",
+                 f"500 / 1500 us: {'met' if p50 <= 500 and p99 <= 1500 else 'NOT met'}"))
+    send = mesh_send(folder / "send")
+    rows.append(("`mesh send all version` on 4 nodes, median of 50", f"{send:.1f} ms",
+                 f"20 ms: {'met' if send <= 20 else 'NOT met'}"))
+    print("| scenario | measured | target |\n|---|---|---|")
+    for row in rows:
+        print(f"| {row[0]} | {row[1]} | {row[2]} |")
+    print(f"\nload average before: {load_before[0]:.2f}, after: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""`mesh dial|hangup|list|status|timeout|send` (cmd/minimega/mesh_cli.go), on NATS.
+
+Without a mesh (no -mesh, no -nats) this node is a mesh of one, as a lone
+minimega is: `mesh list` shows it alone, `mesh send` reaches nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+from minishell.commands.registry import Command, Context, Handler
+from minishell.errors import CommandError
+from minishell.gostr import GO_SPACE, duration_string
+from minishell.mesh.node import FROM_MESH, MeshError, Node
+from minishell.ranges import unsplit_list
+from minishell.reply import Reply, Response
+
+_NO_MESH = "not a mesh node: start minishell with -mesh (or -nats URL)"
+_LEXER_ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\t"): "\\t",
+                  ord("\r"): "\\r"}
+_NEEDS_QUOTES = set(GO_SPACE) | set("\"'`#\\")
+
+
+def requote(words: tuple[str, ...] | list[str]) -> str:
+    """Words as a line that minicli's lexer reads back as the same words."""
+    return " ".join(
+        f'"{word.translate(_LEXER_ESCAPES)}"' if not word or any(
+            char in _NEEDS_QUOTES for char in word) else word
+        for word in words)
+
+
+def _node(ctx: Context) -> Node | None:
+    return ctx.session.mesh
+
+
+def _names(ctx: Context) -> list[str]:
+    node = _node(ctx)
+    return node.live() if node is not None else [ctx.hostname]
+
+
+async def mesh_list(ctx: Context, command: Command) -> Response | None:
+    names = _names(ctx)
+    if "all" in command.bools:
+        return ctx.text(unsplit_list(names))
+    if "peers" in command.bools:
+        return ctx.text(unsplit_list([name for name in names if name != ctx.hostname]))
+    # NATS's routes gossip into a full mesh: every live node reaches every other.
+    text = "".join(f"{name}\n" + "".join(f" |--{peer}\n" for peer in names if peer != name)
+                   for name in names)
+    return ctx.text(text)
+
+
+async def mesh_status(ctx: Context, command: Command) -> Response | None:
+    node = _node(ctx)
+    names = _names(ctx)
+    context = node.context if node is not None else ctx.session.mesh_context
+    port = node.port if node is not None else ctx.session.mesh_port
+    dropped = node.dropped if node is not None else 0
+    return ctx.table(["size", "degree", "peers", "context", "port", "dropped"],
+                     [[str(len(names)), "0", str(len(names) - 1), context, str(port),
+                       str(dropped)]])
+
+
+async def mesh_timeout(ctx: Context, command: Command) -> Response | None:
+    node = _node(ctx)
+    value = command.optional("timeout")
+    if value is None:
+        timeout = node.timeout if node is not None else 0.0
+        return ctx.text("unlimited" if not timeout else duration_string(int(timeout * 1e9)))
+    try:
+        seconds = int(value, 10)
+    except ValueError:
+        raise CommandError(f'strconv.Atoi: parsing "{value}": invalid syntax') from None
+    if seconds < 0:
+        raise CommandError("the mesh timeout cannot be negative")
+    if node is not None:
+        node.timeout = float(seconds)
+    return None
+
+
+async def mesh_dial(ctx: Context, command: Command) -> Response | None:
+    node = _required(ctx)
+    await _or_error(node.dial(command.string("hostname")))
+    return None
+
+
+async def mesh_hangup(ctx: Context, command: Command) -> Response | None:
+    node = _required(ctx)
+    await _or_error(node.hangup(command.string("hostname")))
+    return None
+
+
+def _required(ctx: Context) -> Node:
+    node = _node(ctx)
+    if node is None:
+        raise CommandError(_NO_MESH)
+    return node
+
+
+async def _or_error(action: Awaitable[None]) -> None:
+    try:
+        await action
+    except MeshError as error:
+        raise CommandError(str(error)) from None
+
+
+async def mesh_send(ctx: Context, command: Command) -> Response | None:
+    line = requote(command.source[3:])
+    if FROM_MESH.get():
+        raise CommandError(f"cannot run `{requote(command.source)}` via meshage")
+    hosts = command.string("hostname")
+    node = _node(ctx)
+    try:
+        if node is None:
+            responses = _alone(ctx, hosts)
+        else:
+            responses = await node.mesh_send(hosts, line)
+    except MeshError as error:
+        raise CommandError(str(error)) from None
+    if responses:
+        await ctx.emit(Reply(responses, ctx.session.flags))
+    return None
+
+
+def _alone(ctx: Context, hosts: str) -> list[Response]:
+    """`mesh send` on a node without a mesh: nobody to reach."""
+    from minishell.ranges import RangeError, split_list
+
+    try:
+        names = split_list(hosts)
+    except RangeError as error:
+        raise MeshError(str(error)) from None
+    if "all" in names:
+        if len(names) > 1:
+            raise MeshError("wildcard included amongst list of recipients")
+        return []
+    if names == [ctx.hostname]:
+        raise MeshError("cannot mesh send yourself")
+    return [Response(name, error="no route to host")
+            for name in sorted(set(names) - {ctx.hostname})]
+
+
+def _peer_names(session: object) -> list[str]:
+    node = getattr(session, "mesh", None)
+    return [name for name in node.live() if name != node.name] if node is not None else []
+
+
+HANDLERS = (
+    Handler(patterns=("mesh dial <hostname>",),
+            short="attempt to connect this node to another node",
+            long=("Connect this node's NATS server to another node's by a route:\n"
+                  "\n"
+                  "\tmesh dial HOST[:PORT]\n"
+                  "\n"
+                  "PORT defaults to this node's -port (minimega's 9000). NATS's own gossip\n"
+                  "then connects every node of both meshes."),
+            call=mesh_dial),
+    Handler(patterns=("mesh hangup <hostname>",), short="disconnect from a client",
+            long=("Remove the route this node dialed to a node (by its name, or the\n"
+                  "HOST[:PORT] it was dialed at)."),
+            call=mesh_hangup, suggest={"hostname": _peer_names}),
+    Handler(patterns=("mesh list [all,peers]",), short="display the mesh adjacency list",
+            long=('Without "all" or "peers", displays the mesh adjacency list. If "all" is\n'
+                  'specified, the hostnames of all nodes in the list are printed. If "peers" is\n'
+                  'specified, the hostnames of all peers are printed (the local node is not\n'
+                  'included).'),
+            call=mesh_list),
+    Handler(patterns=("mesh status",), short="display a short status report of the mesh",
+            call=mesh_status),
+    Handler(patterns=("mesh timeout [timeout]",), short="view or set the mesh timeout",
+            long=("View or set the timeout on sending mesh commands.\n"
+                  "\n"
+                  "When a mesh command is issued, if a response isn't sent within mesh timeout\n"
+                  "seconds, the command will be dropped and any future response will be\n"
+                  "discarded. A node that stops answering altogether is taken out of the mesh\n"
+                  "within 2 seconds, and its answer is then `no route to host`.\n"
+                  "\n"
+                  "By default, the mesh timeout is 0 which disables timeouts."),
+            call=mesh_timeout),
+    Handler(patterns=("mesh send <hostname or range or all> (command)",),
+            short="send a command to one or more connected clients",
+            long=("Send a command to one or more connected clients. For example, to get the\n"
+                  "vm info from nodes kn1 and kn2:\n"
+                  "\n"
+                  "\tmesh send kn[1-2] vm info\n"
+                  "\n"
+                  "You can use 'all' to send a command to all connected clients."),
+            call=mesh_send, streams=True,
+            suggest={"hostname": lambda s: [*_peer_names(s), "all"]}),
+)

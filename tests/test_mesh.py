@@ -1,0 +1,173 @@
+"""The mesh's commands on real nodes: `-mesh` processes with their own nats-servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from meshnodes import Node, eventually, mesh
+
+from minishell.session import Session
+
+VERSION = "minishell 0.1.0"
+
+
+def test_mesh_commands_on_three_nodes(tmp_path: Path) -> None:
+    with mesh(tmp_path, ["mm1", "mm2", "head"]) as (mm1, mm2, head):
+        assert head.e("mesh list") == (
+            "head: head\n |--mm1\n |--mm2\nmm1\n |--head\n |--mm2\nmm2\n |--head\n |--mm1")
+        assert head.e("mesh list peers") == "head: mm[1-2]"
+        assert head.table("mesh status") == [["head", "3", "0", "2", "minimega", str(head.port),
+                                              "0"]]
+        assert head.e("mesh send all version") == f"mm[1-2]: {VERSION}"
+        assert head.e(".compress false mesh send all version") == (
+            f"mm1: {VERSION}\nmm2: {VERSION}")
+        assert head.e(".annotate false mesh send all version") == VERSION
+        assert head.e("mesh send mm1,mm2 echo hi") == "mm[1-2]: hi"
+        assert head.error("mesh send all clear pipe nosuch") == (
+            "Error (mm1): no such pipe: minimega//nosuch\n"
+            "Error (mm2): no such pipe: minimega//nosuch")
+        assert head.error("mesh send mm9 version") == "Error (mm9): no route to host"
+        assert head.error("mesh send head version") == "Error (head): cannot mesh send yourself"
+        assert head.e("mesh send head,mm1 version") == f"mm1: {VERSION}"
+        assert head.error("mesh send all,mm1 version") == (
+            "Error (head): wildcard included amongst list of recipients")
+        assert head.error("mesh send mm1 mesh send mm2 version") == (
+            "Error (mm1): cannot run `mesh send mm2 version` via meshage")
+        assert head.error("mesh send all bogus command") == (
+            "Error (head): invalid command: `mesh send all bogus command`")
+        # The remote runs it in its own active namespace.
+        head.e("namespace other")
+        head.e('mesh send mm1 pipe nsx "two words"')
+        assert mm1.table(".columns name,previous pipe") == [["mm1", "minimega//nsx",
+                                                              "two words"]]
+        assert head.e("ns hosts") == "head: mm[1-2]"
+        assert head.e("mesh timeout") == "head: unlimited"
+        head.e("mesh timeout 5")
+        assert head.e("mesh timeout") == "head: 5s"
+        assert head.error("mesh dial 127.0.0.1:1") == (
+            "Error (head): dial 127.0.0.1:1: connection refused")
+        assert head.error(f"mesh dial 127.0.0.1:{head.port}") == (
+            "Error (head): cannot mesh dial yourself")
+        # mm2 dialed head (start_nodes dials every node to the first): it hangs up.
+        mm2.e("mesh hangup mm1")  # its route to mm1 (the first node) goes
+        assert mm2.error("mesh hangup mm1") == "Error (mm2): not connected to mm1"
+
+
+def test_refusals_leave_nothing_behind(tmp_path: Path) -> None:
+    """Wrong context, duplicate name, port taken, -mesh-listen without TLS."""
+    with mesh(tmp_path, ["a"]) as (a,):
+        other = Node(tmp_path, "b", "-context", "beta")
+        same = Node(tmp_path, "a2", "-port", str(a.port))
+        try:
+            other.wait_ready()
+            assert other.error(f"mesh dial 127.0.0.1:{a.port}") == (
+                f'Error (b): dial 127.0.0.1:{a.port}: that node is in mesh "minimega", '
+                'not "beta" (-context)')
+            assert other.e(".annotate false mesh list all") == "b"
+            assert same.process is not None
+            assert same.process.wait(timeout=20) == 1
+            assert "address already in use" in same.log_text()
+        finally:
+            other.stop()
+            same.stop()
+        twin = Node(tmp_path / "twin", "a")
+        try:
+            twin.wait_ready()
+            assert twin.error(f"mesh dial 127.0.0.1:{a.port}") == (
+                f"Error (a): dial 127.0.0.1:{a.port}: a node named a is already in the mesh "
+                "there; hung up")
+        finally:
+            twin.stop()
+        open_node = Node(tmp_path, "c", "-mesh-listen", "0.0.0.0")
+        assert open_node.process is not None
+        assert open_node.process.wait(timeout=20) == 1
+        assert open_node.log_text().strip() == (
+            "minishell: -mesh-listen 0.0.0.0 lets other machines in: give it certificates "
+            "(-mesh-tls DIR, made by minishell -mesh-keygen DIR), or say -mesh-insecure")
+
+
+def _server_pid(node: Node) -> int:
+    path = node.base / "mesh" / "nats-server.pid"
+    eventually(path.exists, "the pid file")
+    return int(path.read_text())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_the_server_never_outlives_its_node(tmp_path: Path) -> None:
+    node = Node(tmp_path, "solo")
+    try:
+        node.wait_ready()
+        pid = _server_pid(node)
+        node.kill()  # SIGKILL: no finally block runs
+        eventually(lambda: not _alive(pid), "nats-server ending with its node", 5)
+        node.start()  # the same base: no stale state in the way
+        node.wait_ready()
+        second = _server_pid(node)
+        assert second != pid
+        # A nats-server killed under the node is started again.
+        os.kill(second, signal.SIGKILL)
+        eventually(lambda: _server_pid(node) != second, "a new nats-server")
+        assert node.table(".columns size mesh status") == [["solo", "1"]]
+    finally:
+        node.stop()
+    assert not _alive(pid)
+
+
+@pytest.mark.parametrize(("line", "want"), [
+    ("mesh list", "vm"),
+    ("mesh list all", "vm"),
+    ("mesh send all version", ""),
+    ("mesh status", "size | degree | peers | context  | port | dropped\n"
+     "1    | 0      | 0     | minimega | 9000 | 0"),
+    ("mesh timeout", "unlimited"),
+])
+async def test_without_a_mesh(session: Session, line: str, want: str) -> None:
+    from minishell.render import render
+
+    replies = await session.run_line(line)
+    assert "\n".join(render(reply) for reply in replies) == want
+
+
+async def test_without_a_mesh_errors(session: Session) -> None:
+    replies = await session.run_line("mesh send mm[1-2] version")
+    assert [(r.host, r.error) for r in replies[0].responses] == [
+        ("mm1", "no route to host"), ("mm2", "no route to host")]
+    replies = await session.run_line("mesh dial x")
+    assert replies[0].responses[0].error.startswith("not a mesh node")
+
+
+
+SHARED_MESH = Path(__file__).resolve().parents[2] / "shared" / "mesh"
+
+
+@pytest.mark.skipif(not (SHARED_MESH / "plumbing_basic.want").is_file(),
+                    reason="../shared/mesh (minimega's distributed test) is not there")
+def test_minimegas_distributed_plumbing_basic(tmp_path: Path) -> None:
+    """minimega 2.9's tests/distributed/plumbing_basic, byte for byte: a head node and
+    nodes mm1-mm3, replayed through the head's socket as minitest does."""
+    import shutil
+    import subprocess
+
+    from meshnodes import DAEMON
+
+    scripts = tmp_path / "distributed"
+    scripts.mkdir()
+    for name in ("plumbing_basic", "plumbing_basic.want", "prolog", "epilog"):
+        shutil.copy(SHARED_MESH / name, scripts / name)  # the .got lands beside them
+    with mesh(tmp_path, ["head", "mm1", "mm2", "mm3"]) as (head, *_):
+        done = subprocess.run([*DAEMON, "-replay", "-attach", "-base", str(head.base),
+                               str(scripts / "plumbing_basic")],
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.splitlines()[-1] == "1 passed, 0 failed", done.stdout + done.stderr
+    assert (scripts / "plumbing_basic.got").read_bytes() == (
+        scripts / "plumbing_basic.want").read_bytes()

@@ -79,3 +79,32 @@ def test_mutual_tls_mesh_and_refusals(tmp_path: Path) -> None:
         finally:
             second.stop()
             plain.stop()
+
+
+def test_tls_dials_say_why_they_are_refused(tmp_path: Path) -> None:
+    """A wrong -context is told as such over TLS too, and a foreign CA is a failed handshake.
+
+    Both are read from the route's own INFO before the route is added, so the answer
+    does not depend on which of the servers' log lines comes first (it once did).
+    """
+    keys = tmp_path / "keys"
+    s1, s2 = _keygen(keys, "s1"), _keygen(keys, "s2")
+    foreign = _keygen(tmp_path / "foreign", "s3")
+    nodes = tmp_path / "nodes"
+    with mesh(nodes, ["s1"], "-mesh-tls", str(s1)) as (first,):
+        beta = Node(nodes, "s2", "-mesh-tls", str(s2), "-context", "beta")
+        stranger = Node(nodes, "s3", "-mesh-tls", str(foreign))
+        try:
+            beta.wait_ready()
+            stranger.wait_ready()
+            assert beta.error(f"mesh dial 127.0.0.1:{first.port}") == (
+                f'Error (s2): dial 127.0.0.1:{first.port}: that node is in mesh "minimega", '
+                'not "beta" (-context)')
+            assert stranger.error(f"mesh dial 127.0.0.1:{first.port}") == (
+                f"Error (s3): dial 127.0.0.1:{first.port}: TLS handshake failed (both sides "
+                "need -mesh-tls certificates of one CA)")
+            assert first.e(".annotate false mesh list all") == "s1"
+            assert stranger.e(".annotate false mesh list all") == "s3"
+        finally:
+            beta.stop()
+            stranger.stop()

@@ -16,12 +16,14 @@ bring one in hangs up again.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import os
 import secrets
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,7 @@ from typing import Any
 import trio
 
 from minishell.mesh.bridge import Bridge
-from minishell.mesh.natsd import NatsServer
+from minishell.mesh.natsd import NatsServer, TlsFiles
 from minishell.ranges import RangeError, split_list
 from minishell.reply import Response
 
@@ -401,16 +403,13 @@ class Node:
         if port == server.config.cluster_port and (address in own or address.startswith("127.")
                                                    or host == self.name):
             raise MeshError("cannot mesh dial yourself")
-        probe = trio.socket.socket(infos[0][0], socket.SOCK_STREAM)
-        try:
-            with trio.fail_after(2):
-                await probe.connect((address, port))
-        except (OSError, trio.TooSlowError) as error:
-            errno = getattr(error, "errno", None)
-            reason = os.strerror(errno) if errno else "timed out"
-            raise MeshError(f"dial {host}:{port}: {reason.lower()}") from None
-        finally:
-            probe.close()
+        info = await _route_info(address, port, server.config.tls)
+        if isinstance(info, str):
+            raise MeshError(f"dial {host}:{port}: {info}")
+        theirs = info.get("cluster")
+        if isinstance(theirs, str) and theirs != self.context:
+            raise MeshError(f'dial {host}:{port}: that node is in mesh "{theirs}", '
+                            f'not "{self.context}" (-context)')
         url = f"nats-route://{_url_host(address)}:{port}"
         if url in server.config.routes:
             raise MeshError(f"already connected to {host}:{port}")
@@ -485,6 +484,59 @@ class Node:
         for url in candidates:
             server.config.routes.remove(url)
         server.reload()
+
+
+ROUTE_INFO_WAIT = 2.0
+_NO_TLS_HERE = ("that node closes the route: TLS or certificates differ (both sides need "
+                "-mesh-tls certificates of one CA)")
+
+
+async def _route_info(address: str, port: int, tls: TlsFiles | None) -> dict[str, Any] | str:
+    """What the cluster port at address:port says of itself (its route INFO), or why not.
+
+    Asking first makes a refusal certain: the server's own log says why it dropped a
+    route only sometimes before the route is retried and closed again (a race that
+    once told a wrong -context for a TLS mismatch). A route port with TLS says nothing
+    until a handshake, so a node without certificates hears silence there.
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        with trio.fail_after(ROUTE_INFO_WAIT):
+            await sock.connect((address, port))
+    except (OSError, trio.TooSlowError) as error:
+        sock.close()
+        errno = getattr(error, "errno", None)
+        return (os.strerror(errno) if errno else "timed out").lower()
+    stream: trio.abc.Stream = trio.SocketStream(sock)
+    try:
+        if tls is not None:
+            context = ssl.create_default_context(cafile=tls.ca)
+            context.load_cert_chain(tls.cert, tls.key)
+            context.check_hostname = False  # the CA is the mesh's own: it is the identity
+            stream = trio.SSLStream(stream, context)
+        line = b""
+        with trio.move_on_after(ROUTE_INFO_WAIT):
+            while b"\n" not in line and len(line) < 65536:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    break
+                line += chunk
+    except (OSError, trio.BrokenResourceError, ssl.SSLError):
+        return ("TLS handshake failed (both sides need -mesh-tls certificates of one CA)"
+                if tls is not None else _NO_TLS_HERE)
+    finally:
+        # A half-done handshake may fail to close cleanly: the socket closes all the same.
+        with (trio.CancelScope(shield=True), trio.move_on_after(1),
+              contextlib.suppress(OSError, trio.BrokenResourceError, ssl.SSLError)):
+            await stream.aclose()
+    if not line.startswith(b"INFO "):
+        return _NO_TLS_HERE if tls is None else "that node's cluster port does not speak NATS"
+    try:
+        info = json.loads(line[5:].split(b"\n", 1)[0])
+    except ValueError:
+        return "that node's cluster port does not speak NATS"
+    return info if isinstance(info, dict) else "that node's cluster port does not speak NATS"
 
 
 def _url_host(address: str) -> str:

@@ -28,6 +28,28 @@ def atoi(text: str) -> int:
     return value
 
 
+_BASE_PREFIXES = {"0x": 16, "0o": 8, "0b": 2}
+
+
+def parse_uint(text: str, bits: int) -> int:
+    """strconv.ParseUint(text, 0, bits); ValueError with Go's text otherwise.
+
+    Base prefixes 0x, 0o, 0b and a leading 0 for octal, as Go's; Go's underscores
+    between digits are not accepted (an invalid syntax here).
+    """
+    digits, base = text, 10
+    if text[:2].lower() in _BASE_PREFIXES:
+        digits, base = text[2:], _BASE_PREFIXES[text[:2].lower()]
+    elif len(text) > 1 and text.startswith("0"):
+        digits, base = text[1:], 8
+    if not digits or any(char not in "0123456789abcdef"[:base] for char in digits.lower()):
+        raise ValueError(f"strconv.ParseUint: parsing {quote(text)}: invalid syntax")
+    value = int(digits, base)
+    if value >= 1 << bits:
+        raise ValueError(f"strconv.ParseUint: parsing {quote(text)}: value out of range")
+    return value
+
+
 def trim_space(text: str) -> str:
     """strings.TrimSpace."""
     return text.strip(GO_SPACE)

@@ -52,6 +52,7 @@ class Session:
         self.mesh: Node | None = None
         self.mesh_context = "minimega"
         self.mesh_port = 9000
+        self.mesh_timeout = 0.0  # `mesh timeout` of a node without a mesh: kept, unused
         # Commands from the prompt, scripts and socket clients run one at a
         # time, as minimega's cmdLock makes them.
         self._command_lock = trio.Lock()

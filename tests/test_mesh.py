@@ -47,6 +47,14 @@ def test_mesh_commands_on_three_nodes(tmp_path: Path) -> None:
         assert head.e("mesh timeout") == "head: unlimited"
         head.e("mesh timeout 5")
         assert head.e("mesh timeout") == "head: 5s"
+        assert head.e("mesh degree") == "head: 0"
+        head.e(f"mesh dot {tmp_path / 'mesh.dot'}")
+        assert (tmp_path / "mesh.dot").read_text() == (
+            'graph head {\nsize="8,11";\noverlap=false;\n'
+            'Legend [shape=box, shape=plaintext, label="total=3"];\n'
+            "head [style=filled, color=red];\nhead -- mm1\nhead -- mm2\n\n"
+            "mm1 [style=filled, color=green];\nmm1 -- mm2\n\n"
+            "mm2 [style=filled, color=green];\n\n}")
         assert head.error("mesh dial 127.0.0.1:1") == (
             "Error (head): dial 127.0.0.1:1: connection refused")
         assert head.error(f"mesh dial 127.0.0.1:{head.port}") == (

@@ -1,4 +1,4 @@
-"""`mesh dial|hangup|list|status|timeout|send` (cmd/minimega/mesh_cli.go), on NATS.
+"""`mesh degree|dial|dot|hangup|list|status|timeout|send` (cmd/minimega/mesh_cli.go), on NATS.
 
 Without a mesh (no -mesh, no -nats) this node is a mesh of one, as a lone
 minimega is: `mesh list` shows it alone, `mesh send` reaches nobody.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
+from minishell import osfiles
 from minishell.commands.registry import Command, Context, Handler
 from minishell.errors import CommandError
-from minishell.gostr import GO_SPACE, duration_string
+from minishell.gostr import GO_SPACE, duration_string, parse_uint
 from minishell.mesh.node import FROM_MESH, MeshError, Node
 from minishell.ranges import unsplit_list
 from minishell.reply import Reply, Response
@@ -61,11 +62,47 @@ async def mesh_status(ctx: Context, command: Command) -> Response | None:
                        str(dropped)]])
 
 
+async def mesh_degree(ctx: Context, command: Command) -> Response | None:
+    # minimega's degree is how many peers a node solicits by UDP broadcast. A NATS mesh
+    # finds no peers that way (routes are dialed, then gossiped), so it is always 0.
+    value = command.optional("degree")
+    if value is None:
+        return ctx.text("0")
+    try:
+        # minimega parses it with strconv.ParseUint(s, 0, 10)
+        degree = parse_uint(value, 10)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    if degree != 0:
+        raise CommandError("mesh degree: this mesh finds no peers by broadcast; "
+                           "join nodes with mesh dial")
+    return None
+
+
+def dot(name: str, names: list[str]) -> str:
+    """meshage's Node.Dot: the topology as a graphviz graph (NATS's is a full mesh)."""
+    lines = [f"graph {name} {{", 'size="8,11";', "overlap=false;",
+             f'Legend [shape=box, shape=plaintext, label="total={len(names)}"];']
+    visited: set[str] = set()
+    for node in names:
+        lines.append(f"{node} [style=filled, color={'red' if node == name else 'green'}];")
+        lines.extend(f"{node} -- {peer}" for peer in names
+                     if peer != node and peer not in visited)
+        lines.append("")
+        visited.add(node)
+    return "\n".join(lines) + "\n}"
+
+
+async def mesh_dot(ctx: Context, command: Command) -> Response | None:
+    await osfiles.create(command.string("filename"), dot(ctx.hostname, _names(ctx)).encode())
+    return None
+
+
 async def mesh_timeout(ctx: Context, command: Command) -> Response | None:
     node = _node(ctx)
     value = command.optional("timeout")
     if value is None:
-        timeout = node.timeout if node is not None else 0.0
+        timeout = node.timeout if node is not None else ctx.session.mesh_timeout
         return ctx.text("unlimited" if not timeout else duration_string(int(timeout * 1e9)))
     try:
         seconds = int(value, 10)
@@ -75,6 +112,8 @@ async def mesh_timeout(ctx: Context, command: Command) -> Response | None:
         raise CommandError("the mesh timeout cannot be negative")
     if node is not None:
         node.timeout = float(seconds)
+    else:
+        ctx.session.mesh_timeout = float(seconds)
     return None
 
 
@@ -146,6 +185,12 @@ def _peer_names(session: object) -> list[str]:
 
 
 HANDLERS = (
+    Handler(patterns=("mesh degree [degree]",),
+            short="view or set the current degree for this mesh node",
+            long=("View the degree of this node: how many peers minimega solicits by UDP\n"
+                  "broadcast. A NATS mesh is joined with mesh dial, so the degree is 0, and\n"
+                  "only 0 can be set."),
+            call=mesh_degree),
     Handler(patterns=("mesh dial <hostname>",),
             short="attempt to connect this node to another node",
             long=("Connect this node's NATS server to another node's by a route:\n"
@@ -155,6 +200,9 @@ HANDLERS = (
                   "PORT defaults to this node's -port (minimega's 9000). NATS's own gossip\n"
                   "then connects every node of both meshes."),
             call=mesh_dial),
+    Handler(patterns=("mesh dot <filename>",), short="output a graphviz formatted dot file",
+            long="Output a graphviz formatted dot file representing the connected topology.",
+            call=mesh_dot),
     Handler(patterns=("mesh hangup <hostname>",), short="disconnect from a client",
             long=("Remove the route this node dialed to a node (by its name, or the\n"
                   "HOST[:PORT] it was dialed at)."),

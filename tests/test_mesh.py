@@ -44,6 +44,20 @@ def test_mesh_commands_on_three_nodes(tmp_path: Path) -> None:
         assert mm1.table(".columns name,previous pipe") == [["mm1", "minimega//nsx",
                                                               "two words"]]
         assert head.e("ns hosts") == "head: mm[1-2]"
+        # `pipe` and `clear pipe` run on the namespace's hosts (not the head: 2.9's
+        # head is not among its namespace's hosts), one row or error per host.
+        head.e("mesh send mm1 namespace other pipe P one")
+        head.e("mesh send mm2 namespace other pipe P two")
+        head.e("pipe P three")
+        assert head.e(".columns name,previous pipe") == (
+            "host | name     | previous\nmm1  | other//P | one\nmm2  | other//P | two")
+        assert head.error("clear pipe nosuch") == (
+            "Error (mm1): no such pipe: other//nosuch\nError (mm2): no such pipe: other//nosuch")
+        head.e("clear pipe P")
+        assert head.e("pipe") == ""
+        assert head.e("mesh send mm1 namespace other pipe") == ""  # on mm1 alone: cleared
+        # mm1's own `namespace other` spans the others, the head among them.
+        assert mm1.e("namespace other .columns name pipe") == "host | name\nhead | other//P"
         assert head.e("mesh timeout") == "head: unlimited"
         head.e("mesh timeout 5")
         assert head.e("mesh timeout") == "head: 5s"

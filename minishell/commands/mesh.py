@@ -161,6 +161,22 @@ async def mesh_send(ctx: Context, command: Command) -> Response | None:
     return None
 
 
+async def across_namespace(ctx: Context, words: list[str]) -> list[Response] | None:
+    """The responses of the command `words` from the other hosts the active namespace spans, as
+    minimega's wrapBroadcastCLI runs `pipe` and `clear pipe` on them; None when it
+    spans no other host (the default namespace, a lone node, a command from the mesh).
+    """
+    node = _node(ctx)
+    others = sorted(ctx.namespace.hosts - {ctx.hostname})
+    if node is None or not others or FROM_MESH.get():
+        return None
+    line = requote(["namespace", ctx.namespace.name, *words])
+    try:
+        return await node.mesh_send(unsplit_list(others), line)
+    except MeshError as error:
+        raise CommandError(str(error)) from None
+
+
 def _alone(ctx: Context, hosts: str) -> list[Response]:
     """`mesh send` on a node without a mesh: nobody to reach."""
     from minishell.ranges import RangeError, split_list

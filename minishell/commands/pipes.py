@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING
 
+from minishell.commands.mesh import across_namespace
 from minishell.commands.registry import Command, Context, Handler
-from minishell.reply import Response
+from minishell.errors import CommandError
+from minishell.plumber import PlumberError
+from minishell.reply import Reply, Response
 
 if TYPE_CHECKING:
     from minishell.session import Session
@@ -37,13 +41,18 @@ async def pipe_settings(ctx: Context, command: Command) -> Response | None:
              p.previous]
             for p in plumber.pipes() if namespace.shows(p.name)
         ]
-        return ctx.table(list(PIPE_HEADER), rows)
+        listing = ctx.table(list(PIPE_HEADER), rows)
+
+        async def here() -> Response:
+            return listing
+
+        return await _with_namespace_hosts(ctx, ["pipe"], here)
     if "mode" in command.bools:
         plumber.set_mode(namespace.full_name(pipe),
                          next(mode for mode in _MODES if mode in command.bools))
     else:
         plumber.set_log(namespace.full_name(pipe), "true" in command.bools)
-    return None
+    return Response(ctx.hostname)  # streams=True (the listing's fan-out): an empty reply
 
 
 async def pipe_write(ctx: Context, command: Command) -> Response | None:
@@ -56,7 +65,34 @@ async def pipe_write(ctx: Context, command: Command) -> Response | None:
     return None
 
 
+async def _with_namespace_hosts(ctx: Context, words: list[str],
+                                run_here: Callable[[], Awaitable[Response | None]]
+                                ) -> Response | None:
+    """The command run here, and on the active namespace's other hosts as minimega's
+    broadcast commands are (`pipe`, `clear pipe`), their responses merged: one row or
+    error per host. Here only when the namespace spans this host, as in 2.9, where a
+    head node's namespace spans the other nodes and not the head itself."""
+    remote = await across_namespace(ctx, words)
+    if remote is None:
+        return await run_here() or Response(ctx.hostname)
+    here: list[Response] = []
+    if ctx.hostname in ctx.namespace.hosts:
+        try:
+            here = [await run_here() or Response(ctx.hostname)]
+        except (CommandError, PlumberError) as error:
+            here = [Response(ctx.hostname, error=str(error))]
+    await ctx.emit(Reply([*here, *remote], ctx.session.flags))
+    return None
+
+
 async def clear_pipe(ctx: Context, command: Command) -> Response | None:
+    pipe = command.optional("pipe")
+    words = ["clear", "pipe", *([pipe] if pipe is not None else []),
+             *(word for word in ("mode", "log", "via") if word in command.bools)]
+    return await _with_namespace_hosts(ctx, words, partial(_clear_local_pipe, ctx, command))
+
+
+async def _clear_local_pipe(ctx: Context, command: Command) -> Response | None:
     plumber = ctx.plumber
     pipe = command.optional("pipe")
     if pipe is None:
@@ -140,7 +176,7 @@ HANDLERS = (
                   "pipe <pipe> <log,> <true,false>"),
         short="write to and modify named pipes",
         long=PIPE_HELP,
-        call=pipe_settings,
+        call=pipe_settings, streams=True,
         suggest=_PIPE_SUGGESTIONS,
     ),
     Handler(
@@ -160,7 +196,7 @@ HANDLERS = (
         patterns=("clear pipe [pipe]", "clear pipe <pipe> <mode,>", "clear pipe <pipe> <log,>",
                   "clear pipe <pipe> <via,>"),
         short="reset pipe state",
-        call=clear_pipe,
+        call=clear_pipe, streams=True,
         suggest=_PIPE_SUGGESTIONS,
     ),
     Handler(

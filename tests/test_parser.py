@@ -342,8 +342,6 @@ def test_blank_and_comment_lines_are_nothing(line: str) -> None:
         ("clear deploy flags", "clear deploy"),
         ("ns load cpucommit", "ns load"),
         ("ns queueing true", "ns queueing"),
-        ("mesh degree 2", "mesh degree"),
-        ("mesh dot x.dot", "mesh dot"),
     ],
 )
 async def test_unsupported_minimega_commands(line: str, word: str) -> None:

@@ -4,6 +4,7 @@ nursery; the two front ends of the `minishell` command, for client tests."""
 from __future__ import annotations
 
 import random
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +15,12 @@ from plumbing import children
 
 from minishell.plumber import Plumber
 from minishell.session import Session, open_session
+
+# A run started in the background of a script (`.ci/run &`) inherits SIGINT ignored,
+# and so would every minishell it starts: a Python that starts with SIGINT ignored
+# never raises KeyboardInterrupt. The Ctrl-C tests need what a terminal gives.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

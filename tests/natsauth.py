@@ -52,10 +52,13 @@ def _keys(prefix: int) -> nkeys.KeyPair:
     return nkeys.from_seed(nkeys.encode_seed(os.urandom(32), prefix))
 
 
-def _jwt(issuer: nkeys.KeyPair, subject: str, name: str, nats: dict[str, object]) -> str:
-    claims = {"jti": _b64(os.urandom(16)), "iat": int(time.time()),
-              "iss": issuer.public_key.decode(), "sub": subject, "name": name,
-              "nats": {**nats, "version": 2}}
+def _jwt(issuer: nkeys.KeyPair, subject: str, name: str, nats: dict[str, object],
+         expires: int | None = None) -> str:
+    claims: dict[str, object] = {
+        "jti": _b64(os.urandom(16)), "iat": int(time.time()), "iss": issuer.public_key.decode(),
+        "sub": subject, "name": name, "nats": {**nats, "version": 2}}
+    if expires is not None:
+        claims["exp"] = expires
     signed = (f"{_b64(json.dumps({'typ': 'JWT', 'alg': 'ed25519-nkey'}).encode())}."
               f"{_b64(json.dumps(claims).encode())}")
     return f"{signed}.{_b64(issuer.sign(signed.encode()))}"
@@ -74,10 +77,10 @@ def account(by: Identity, name: str = "mesh") -> Identity:
                                {"type": "account", "limits": limits}))
 
 
-def user(by: Identity, name: str = "node") -> Identity:
+def user(by: Identity, name: str = "node", expires: int | None = None) -> Identity:
     keys = _keys(nkeys.PREFIX_BYTE_USER)
     return Identity(keys, _jwt(by.keys, keys.public_key.decode(), name,
-                               {"type": "user", "pub": {}, "sub": {}, **NO_LIMITS}))
+                               {"type": "user", "pub": {}, "sub": {}, **NO_LIMITS}, expires))
 
 
 def creds_file(path: Path, who: Identity) -> Path:

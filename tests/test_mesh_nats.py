@@ -144,6 +144,7 @@ def test_credentials_files_in_operator_mode(tmp_path: Path) -> None:
     mixed.write_text(good.read_text().replace(user_seed(good), stranger.keys.seed.decode()))
     garbled_seed = keys / "garbled-seed.creds"
     garbled_seed.write_text(good.read_text().replace(user_seed(good), "SUNOTASEED"))
+    expired = creds_file(keys / "expired.creds", user(mesh_account, "old", 1_700_000_000))
     no_jwt = keys / "no-jwt.creds"  # nats-py 2.16 would loop for ever on this one
     no_jwt.write_text(good.read_text().split("\n\n", 1)[1])
     with lab_server(tmp_path / "lab", operator_config(lab, mesh_account)) as url:
@@ -160,7 +161,9 @@ def test_credentials_files_in_operator_mode(tmp_path: Path) -> None:
                                      "does not decode"),
                 ("n6", no_jwt, f"minishell: -nats-creds {no_jwt}: not a NATS credentials file "
                                "(no user JWT in it)"),
-                ("n7", keys / "..", f"minishell: -nats-creds {keys}/..: Is a directory")):
+                ("n7", keys / "..", f"minishell: -nats-creds {keys}/..: Is a directory"),
+                ("n10", expired, f"minishell: -nats-creds {expired}: its user JWT expired on "
+                                 "2023-11-14 22:13:20 UTC")):
             assert refused(tmp_path, name, "-nats", url, "-nats-creds", str(creds)) == line
         assert refused(tmp_path, "n8", "-nats", url) == violation  # no credentials at all
         assert refused(tmp_path, "n9", "-nats-creds", str(good)) == (

@@ -90,7 +90,7 @@ async def _run(options: argparse.Namespace) -> int:
     async with _new_session(options) as session, trio.open_nursery() as nursery:
         server: ControlServer | None = None
         try:
-            if options.mesh or options.nats:
+            if options.mesh or options.nats is not None or options.nats_creds:
                 failure = await _join_mesh(options, session, nursery)
                 if failure:
                     print(f"minishell: {failure}", file=sys.stderr)
@@ -134,10 +134,13 @@ async def _join_mesh(options: argparse.Namespace, session: Session,
     """Join the mesh in `nursery`; "" once joined, else the one-line reason."""
     from minishell.mesh.join import JoinError, MeshSettings, join
 
+    urls = tuple(url.strip() for url in (options.nats or "").split(",") if url.strip())
+    if options.nats is not None and not urls:
+        return "-nats: no URL given (nats://HOST[:PORT][,...])"
     settings = MeshSettings(
         name=session.hostname, context=options.context, port=options.port,
         base=options.base,
-        nats=tuple(url for url in (options.nats or "").split(",") if url),
+        nats=urls,
         creds=options.nats_creds, tls_dir=options.mesh_tls, listen=options.mesh_listen,
         insecure=options.mesh_insecure)
     failure = ""

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -142,6 +143,26 @@ class Node:
             other.e(f"mesh send {self.name} version")
 
 
+@contextlib.contextmanager
+def draining(*clients: PipeClient) -> Iterator[None]:
+    """Keep reading the clients' output in the background: a reader whose output is not
+    read fills its pipe, and then mode `all` waits for it (lossless backpressure)."""
+    done = threading.Event()
+
+    def drain() -> None:
+        while not done.wait(0.005):
+            for client in clients:
+                client.read()
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def start_nodes(folder: Path, names: list[str], *flags: str) -> list[Node]:
     """Nodes started side by side and dialed into one mesh (each to the first)."""
     nodes = [Node(folder, name, *flags) for name in names]
@@ -188,10 +209,11 @@ class PipeClient:
         assert self.process.stdout is not None
         os.set_blocking(self.process.stdout.fileno(), False)
         self.received = b""
+        self._lock = threading.Lock()  # read() from a draining thread too
 
     def read(self) -> bytes:
         assert self.process.stdout is not None
-        with contextlib.suppress(BlockingIOError, TypeError):
+        with self._lock, contextlib.suppress(BlockingIOError, TypeError, ValueError):
             while chunk := self.process.stdout.read(1 << 20):
                 self.received += chunk
         return self.received

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from meshnodes import Node, PipeClient, eventually, mesh
+from meshnodes import Node, PipeClient, draining, eventually, mesh
 
 
 def _readers(node: Node, pipe: str) -> int:
@@ -198,4 +198,57 @@ def test_partition_and_heal_delivers_nothing_twice(tmp_path: Path) -> None:
         assert set(delivered.values()) == {1}
         assert sum(delivered.values()) == 400
         for client in readers:
+            client.close()
+
+
+def test_every_line_lost_to_a_dead_node_is_counted(tmp_path: Path) -> None:
+    """d is SIGSTOPped, w writes on, d is declared dead and SIGKILLed: every line meant
+    for d that d's readers did not get is in w's `dropped`, exactly, whether it was in
+    flight (sent, not yet credited), in hand (waiting for credits) or queued.
+
+    Mode all: the 150,000 lines (1.09 MB) written while d is stopped are more than the
+    1 MiB a stream may have in flight, and fit in that and the 256 KiB that may wait
+    behind it, so the writer never waits and every one of them was meant for d. Round-
+    robin (owned by w): d's share of 400,000 lines is what its proxy took before the
+    rotation passed over it, full."""
+    from minishell.mesh.owner import owner_of
+
+    rr = next(name for name in (f"rr{number}" for number in range(100))
+              if owner_of(name, ["w", "d"]) == "w")
+    with mesh(tmp_path, ["w", "d"]) as (w, d):
+        w.e(f"pipe {rr} mode round-robin")
+        gone = {pipe: PipeClient(d, pipe) for pipe in ("fan", rr)}
+        feed = {pipe: PipeClient(w, pipe) for pipe in ("fan", rr)}  # write, and read too
+        eventually(lambda: _readers(d, "fan") == 1 and _readers(d, rr) == 1, "d's readers")
+        eventually(lambda: d.table(f".columns mode .filter name=minimega//{rr} pipe")
+                   == [["d", "round-robin"]], "the mode on d")
+        d.settle(w)
+        with draining(*gone.values(), *feed.values()):
+            feed["fan"].write(_block(b"a", 0, 1_000))
+            eventually(lambda: len(gone["fan"].lines()) == 1_000, "d reading")
+            feed[rr].write(_block(b"x", 0, 1_000))
+            eventually(lambda: len(gone[rr].lines()) + len(feed[rr].lines()) == 1_000, "rr")
+            time.sleep(0.5)  # d's credits for all that are back at w
+            assert _dropped(w) == 0
+            d.signal(signal.SIGSTOP)
+            feed["fan"].write(_block(b"b", 0, 150_000))
+            feed[rr].write(_block(b"y", 0, 400_000))
+            eventually(lambda: w.e(".annotate false mesh list all") == "w", "d declared dead",
+                       10)
+            d.kill()
+            eventually(lambda: len(feed["fan"].lines()) == 151_000, "w's own reader", 30)
+            eventually(lambda: len(feed[rr].lines()) + len(gone[rr].lines()) + _dropped(w)
+                       == 150_000 + 401_000, "round-robin accounted for", 30)
+        assert gone["fan"].lines() == _block(b"a", 0, 1_000).splitlines()
+        assert feed["fan"].lines() == (_block(b"a", 0, 1_000)
+                                       + _block(b"b", 0, 150_000)).splitlines()
+        received = Counter(line for c in (feed[rr], gone[rr]) for line in c.lines())
+        assert set(received.values()) == {1}
+        lost_rr = 401_000 - len(received)
+        assert lost_rr > 0  # d's proxy held some when d died
+        assert _dropped(w) == 150_000 + lost_rr
+        log = w.log_text()
+        assert "150000 messages of minimega//fan for d are lost (d is gone)" in log, log
+        assert f"{lost_rr} messages of minimega//{rr} for d are lost" in log, log
+        for client in [*gone.values(), *feed.values()]:
             client.close()

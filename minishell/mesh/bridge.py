@@ -244,8 +244,14 @@ class Bridge:
                 self._events.append(text)
             self._to_trio(self._event_arrived)
 
+        refused = asyncio.Event()
+        refusal: list[Exception] = []
+
         async def error_cb(error: Exception) -> None:
             self._last_error = error
+            if _is_refusal(error) and not refused.is_set():
+                refusal.append(error)  # what a reset met while giving up must not hide
+                refused.set()  # connecting: no retry changes the server's mind, say so now
             event(f"error: {_connect_error(error)}")
 
         async def disconnected_cb() -> None:
@@ -269,17 +275,20 @@ class Bridge:
             pending_size=64 * 1024 * 1024, skip_subject_validation=True,
             **options))
         stopping = asyncio.ensure_future(self._stop_asyncio.wait())
-        await asyncio.wait({connecting, stopping}, timeout=CONNECT_TIMEOUT,
+        refusing = asyncio.ensure_future(refused.wait())
+        await asyncio.wait({connecting, stopping, refusing}, timeout=CONNECT_TIMEOUT,
                            return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
+        refusing.cancel()
         failure: BaseException | None = None
         if not connecting.done():
             # nats-py retries for ever once reconnecting is allowed: what it last met is why.
             connecting.cancel()
             with contextlib.suppress(BaseException):
                 await connecting
-            failure = self._last_error or TimeoutError(
-                f"no server answered within {CONNECT_TIMEOUT:g}s")
+            failure = refusal[0] if refusal else self._last_error
+            if failure is None:
+                failure = TimeoutError(f"no server answered within {CONNECT_TIMEOUT:g}s")
         elif connecting.exception() is not None:
             failure = connecting.exception()
         if failure is not None:
@@ -337,6 +346,12 @@ class Bridge:
             self._to_trio(self._wake_trio)
 
         return receive
+
+
+def _is_refusal(error: BaseException) -> bool:
+    """The server turned our credentials down (rather than could not be reached)."""
+    lowered = str(error).lower()
+    return "authorization" in lowered or "authentication" in lowered
 
 
 def _connect_error(error: BaseException) -> str:

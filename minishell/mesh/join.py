@@ -8,10 +8,14 @@ line (JoinError) and what had started is stopped.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import json
 import os
 import ssl
+import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import trio
 
@@ -62,13 +66,99 @@ def check(settings: MeshSettings) -> None:
             if not os.path.isfile(os.path.join(settings.tls_dir, name)):
                 raise JoinError(f"-mesh-tls {settings.tls_dir}: no {name} there "
                                 "(make them with: minishell -mesh-keygen DIR)")
+    if settings.creds is not None and not settings.nats:
+        raise JoinError("-nats-creds is for -nats URL (a node's own nats-server asks for "
+                        "no credentials)")
     if settings.nats:
+        for url in settings.nats:
+            _check_url(url)
+        if settings.creds is not None:
+            check_creds(settings.creds)
         return
     if not is_loopback(settings.listen) and not settings.insecure and (
             settings.tls_dir is None):
         raise JoinError(f"-mesh-listen {settings.listen} lets other machines in: give it "
                         "certificates (-mesh-tls DIR, made by minishell -mesh-keygen DIR), "
                         "or say -mesh-insecure")
+
+
+def nats_url(url: str) -> str:
+    return url if "://" in url else f"nats://{url}"
+
+
+def _check_url(url: str) -> None:
+    url = nats_url(url)
+    try:
+        parts = urlsplit(url)
+        valid = (parts.scheme in ("nats", "tls", "ws", "wss") and bool(parts.hostname)
+                 and parts.port != 0)  # .port raises ValueError for one not a number
+    except ValueError:
+        valid = False
+    if not valid:
+        raise JoinError(f"-nats: not a NATS URL (nats://[USER:PASSWORD@]HOST[:PORT]): "
+                        f"{redact(url)}")
+
+
+def redact(url: str) -> str:
+    """A URL as it may be shown: a password (user:password@) or a token (token@) hidden."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a URL that does not parse)"
+    if "@" not in parts.netloc:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = f"{userinfo.partition(':')[0]}:***" if ":" in userinfo else "***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{hostport}"))
+
+
+def check_creds(path: str) -> None:
+    """Refuse a credentials file that nats-py could not use, with why, in one line.
+
+    nats-py reads the file only while it connects, and then meets a file without a
+    seed as a TypeError and one without a JWT as a loop that never ends (2.16): so it
+    is read here first. The JWT and seed are looked for as nats-py looks for them, the
+    line after each BEGIN marker; the seed is never shown.
+    """
+    try:
+        import nkeys
+    except ImportError:
+        raise JoinError("-nats-creds needs the nkeys package: pip install "
+                        "'minishell[mesh]' (or nats-py[nkeys])") from None
+    try:
+        with open(path, "rb") as file:
+            lines = file.read(1 << 20).split(b"\n")
+    except OSError as error:
+        raise JoinError(f"-nats-creds {path}: {error.strerror or error}") from None
+    jwt = _line_after(lines, b"BEGIN NATS USER JWT")
+    seed = _line_after(lines, b"BEGIN USER NKEY SEED")
+    if jwt is None or seed is None:
+        raise JoinError(f"-nats-creds {path}: not a NATS credentials file (no "
+                        f"{'user JWT' if jwt is None else 'nkey seed'} in it)")
+    try:
+        payload = jwt.split(b".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+        subject = claims["sub"]
+    except (IndexError, ValueError, TypeError, KeyError):
+        raise JoinError(f"-nats-creds {path}: its user JWT does not decode") from None
+    try:
+        public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    except Exception:  # nkeys' own errors, and binascii's
+        raise JoinError(f"-nats-creds {path}: its nkey seed does not decode") from None
+    if subject != public:
+        raise JoinError(f"-nats-creds {path}: its JWT and its seed are not of one user")
+    expires = claims.get("exp")
+    if isinstance(expires, int | float) and expires and expires < time.time():
+        raise JoinError(f"-nats-creds {path}: its user JWT expired on "
+                        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(expires))}")
+
+
+def _line_after(lines: list[bytes], marker: bytes) -> bytes | None:
+    for number, line in enumerate(lines[:-1]):
+        if marker in line:
+            following = lines[number + 1]
+            return following if following.strip() else None
+    return None
 
 
 def _tls_files(settings: MeshSettings) -> TlsFiles | None:
@@ -99,7 +189,7 @@ async def join(settings: MeshSettings, session: object, *,
     async with trio.open_nursery() as nursery:
         server: NatsServer | None = None
         if settings.nats:
-            urls = [url if "://" in url else f"nats://{url}" for url in settings.nats]
+            urls = [nats_url(url) for url in settings.nats]
         else:
             config = ServerConfig(context=settings.context,
                                   folder=os.path.join(settings.base, "mesh"),
@@ -120,7 +210,8 @@ async def join(settings: MeshSettings, session: object, *,
         try:
             await nursery.start(bridge.run)
         except BridgeError as error:
-            raise JoinError(f"cannot join the mesh at {','.join(urls)}: {error}") from None
+            raise JoinError(f"cannot join the mesh at {','.join(map(redact, urls))}: "
+                            f"{error}") from None
         node = Node(name=settings.name, context=settings.context, bridge=bridge,
                     run_line=session.run_responses, server=server, port=settings.port,
                     check_duplicates=bool(settings.nats))

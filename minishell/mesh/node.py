@@ -10,8 +10,9 @@ Membership is by heartbeats: every node says so every 0.25 s; one silent for
 with its next heartbeat. A node has an incarnation, drawn at start: a node
 restarted under the same name is a new one, and what was meant for the old
 one is ignored. A heartbeat from another incarnation under this node's own
-name means a duplicate name: refused at start, and a `mesh dial` that would
-bring one in hangs up again.
+name means a duplicate name: refused at start (with -nats: a node listens for
+one before its first heartbeat), and a `mesh dial` that would bring one in
+hangs up again.
 """
 
 from __future__ import annotations
@@ -144,16 +145,19 @@ class Node:
         self.on("bye", self._on_bye)
         self.on("cmd", self._on_command)
         self.on("res", self._on_result)
+        if self._check_duplicates:
+            # Listen before saying anything: a node of this name heartbeats within
+            # DUPLICATE_WAIT, and then this one leaves unheard (the other nodes never
+            # take it for that node restarted).
+            with trio.move_on_after(DUPLICATE_WAIT):
+                await self._duplicate_seen.wait()
+            if self._duplicate is not None:
+                raise MeshError(f"a node named {self.name} is already in mesh "
+                                f"{self.context}")
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._heartbeats)
             nursery.start_soon(self._liveness)
-            if self._check_duplicates:
-                with trio.move_on_after(DUPLICATE_WAIT):
-                    await self._duplicate_seen.wait()
-                if self._duplicate is not None:
-                    raise MeshError(f"a node named {self.name} is already in mesh "
-                                    f"{self.context}")
             task_status.started(self)
             try:
                 await trio.sleep_forever()

@@ -26,8 +26,9 @@ announcement and added its endpoints: `mesh send` answers after that.
 Streams: every relay, upstream and proxy is a stream to one node, in chunks
 of up to 64 KiB of whole lines, under credits the receiver grants as it
 delivers (core NATS silently drops what a slow subscriber cannot take). A
-stream to a node that dies is dropped, and the lines it had in flight are
-counted (`mesh status`'s dropped column) and logged.
+stream to a node that dies is dropped, and every line it held for that node is
+counted (`mesh status`'s dropped column) and logged: in flight (sent, not yet
+credited), in hand (waiting for credits), and queued in its reader.
 
 Pipe settings (mode, via, log) are mesh-wide: a command on any node sets them
 everywhere, the latest one winning (a Lamport clock, ties by node name).
@@ -72,6 +73,7 @@ class _Stream:
     seq: int = 0
     inflight: deque[tuple[int, int, int]] = field(default_factory=deque)  # seq, bytes, lines
     inflight_bytes: int = 0
+    unsent: int = 0  # lines of the chunk in hand not yet sent (waiting for credits)
     credit: trio.Event = field(default_factory=trio.Event)
 
     @property
@@ -359,14 +361,21 @@ class MeshPipes:
         if self._streams.get(stream.key) is stream:
             del self._streams[stream.key]
         self._by_sid.pop(stream.sid, None)
-        stream.reader.close()
         stream.scope.cancel()
-        lines = sum(entry[2] for entry in stream.inflight)
-        if lost and lines and not self.node.alive(stream.node):
-            self.node.dropped += lines
-            logger.warning("mesh: %d messages of %s in flight to %s are lost (%s is gone)",
-                           lines, stream.pipe, stream.node, stream.node)
+        if lost and not self.node.alive(stream.node):
+            # Every line meant for a node that died is lost, and counted: those sent and
+            # not yet credited, those of the chunk in hand, those queued for the stream.
+            inflight = sum(entry[2] for entry in stream.inflight)
+            queued = stream.unsent + stream.reader.abandon()
+            if inflight + queued:
+                self.node.dropped += inflight + queued
+                logger.warning("mesh: %d messages of %s for %s are lost (%s is gone): %d in "
+                               "flight, %d queued", inflight + queued, stream.pipe,
+                               stream.node, stream.node, inflight, queued)
+        else:
+            stream.reader.close()
         stream.inflight.clear()
+        stream.unsent = 0
 
     async def _pump(self, stream: _Stream) -> None:
         """Send what the endpoint takes, in pieces, under credits."""
@@ -374,11 +383,14 @@ class MeshPipes:
         incarnation = node.incarnation_of(stream.node)
         with stream.scope:
             async for chunk in stream.reader:
-                for piece, lines in _pieces(chunk):
+                pieces = _pieces(chunk)
+                stream.unsent = sum(lines for _, lines in pieces)
+                for piece, lines in pieces:
                     while stream.inflight and stream.inflight_bytes + len(piece) > WINDOW:
                         await stream.credit.wait()
                     stream.seq += 1
                     stream.inflight.append((stream.seq, len(piece), lines))
+                    stream.unsent -= lines
                     stream.inflight_bytes += len(piece)
                     header: dict[str, Any] = {"k": "d", "s": stream.sid, "q": stream.seq,
                                               "p": stream.pipe, "w": stream.kind}

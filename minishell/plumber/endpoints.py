@@ -51,6 +51,12 @@ class Reader:
         """Take no more: what was delivered still comes, then EOF; the pipe stops counting it."""
         self._detach()
 
+    def abandon(self) -> int:
+        """close(), and what was delivered but not yet received is thrown away: how many
+        messages that was (a mesh stream to a node that died counts them as lost)."""
+        self._detach()
+        return self._outbox.discard()
+
     def __aiter__(self) -> Reader:
         return self
 

@@ -188,6 +188,15 @@ class Outbox:
         if self.room_signal is not None:  # closed is never full: a writer may go on
             self.room_signal.notify()
 
+    def discard(self) -> int:
+        """Close, throwing away what is pending (its reader is gone for good, with no one
+        to hand it to); how many messages that was, for the caller to count as lost."""
+        chunks, self._chunks = self._chunks or (), None
+        self._size = 0
+        self.full_since = None
+        self.close()
+        return sum(1 if chunk.one_message else chunk.data.count(b"\n") for chunk in chunks)
+
     def _coalesce(self) -> Chunk:
         chunks = self._chunks
         assert chunks  # take() only coalesces a queue with chunks in it

@@ -183,3 +183,27 @@ def test_credentials_files_in_operator_mode(tmp_path: Path) -> None:
 def user_seed(creds: Path) -> str:
     lines = creds.read_text().splitlines()
     return lines[lines.index("-----BEGIN USER NKEY SEED-----") + 1]
+
+
+def test_client_certificates_for_a_lab_server_with_tls(tmp_path: Path) -> None:
+    """A lab server that asks for certificates of its CA: nodes with -mesh-tls join over
+    tls://, a node without one or with another CA's is refused in one line."""
+    from test_mesh_security import _keygen
+
+    keys = tmp_path / "keys"
+    lab, x_keys, y_keys = (_keygen(keys, name) for name in ("lab", "x", "y"))
+    foreign = _keygen(tmp_path / "foreign", "f")
+    config = (f'tls {{ cert_file: "{lab}/node.pem", key_file: "{lab}/node-key.pem", '
+              f'ca_file: "{lab}/ca.pem", verify: true }}\n')
+    with lab_server(tmp_path / "lab", config) as url:
+        tls_url = url.replace("nats://", "tls://")
+        for name, flags in (("bare", ()), ("f", ("-mesh-tls", str(foreign)))):
+            text = refused(tmp_path, name, "-nats", tls_url, *flags)
+            assert text.startswith(f"minishell: cannot join the mesh at {tls_url}: "), text
+        x = _joined(tmp_path, "x", "-nats", tls_url, "-mesh-tls", str(x_keys))
+        y = _joined(tmp_path, "y", "-nats", tls_url, "-mesh-tls", str(y_keys))
+        try:
+            _shares_a_pipe(x, y, "tls")
+        finally:
+            x.stop()
+            y.stop()

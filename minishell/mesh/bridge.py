@@ -349,7 +349,10 @@ class Bridge:
 
 
 def _is_refusal(error: BaseException) -> bool:
-    """The server turned our credentials down (rather than could not be reached)."""
+    """The server turned our credentials down, or TLS failed between us (rather than
+    the server could not be reached): no retry changes either."""
+    if isinstance(error, ssl.SSLError):
+        return True
     lowered = str(error).lower()
     return "authorization" in lowered or "authentication" in lowered
 

@@ -12,7 +12,8 @@ aliases, namespaces and history.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,7 @@ class Session:
         # Commands from the prompt, scripts and socket clients run one at a
         # time, as minimega's cmdLock makes them.
         self._command_lock = trio.Lock()
+        self._lender: _Lender | None = None  # a command waiting on other nodes (`lend_while`)
         self._registry = registry()
 
     # -- entry points --------------------------------------------------------------------------
@@ -64,14 +66,17 @@ class Session:
         """Run one line as the prompt and the socket do (aliases apply); each reply
         goes to `sink` as soon as it is made."""
         async with self._command_lock:
-            expanded = expand_alias(line, self.aliases)
-            try:
-                command = self.compile(expanded)
-            except CommandError as error:
-                await sink(self.error_reply(str(error)))
-                return
-            if command is not None:
-                await self.execute(command, sink, original=trim_space(expanded))
+            await self._run_locked(line, sink)
+
+    async def _run_locked(self, line: str, sink: Sink) -> None:
+        expanded = expand_alias(line, self.aliases)
+        try:
+            command = self.compile(expanded)
+        except CommandError as error:
+            await sink(self.error_reply(str(error)))
+            return
+        if command is not None:
+            await self.execute(command, sink, original=trim_space(expanded))
 
     async def run_command(self, command: Command, sink: Sink, *, original: str) -> None:
         """Run a command built rather than typed (start-up scripts), in turn with the others."""
@@ -81,6 +86,66 @@ class Session:
     async def run_responses(self, line: str) -> list[Response]:
         """`run`, with every reply's responses collected in order (for `mesh send`)."""
         return [response for reply in await self.run_line(line) for response in reply.responses]
+
+    async def run_from_mesh(self, line: str) -> list[Response]:
+        """`run_responses` for a command another node sent (`mesh send`).
+
+        If this node's running command is itself waiting on other nodes, the line
+        runs in its turn inside that wait (`lend_while`) rather than after it: two
+        nodes that `mesh send` each other at once would otherwise wait for each
+        other's command lock for ever (2.9's distributed deadlock, spec mesh §8.3).
+        """
+        lender = self._lender
+        if lender is None:
+            return await self.run_responses(line)
+        borrowed = _Borrowed(line)
+        lender.queue.append(borrowed)
+        lender.arrived.set()
+        await borrowed.done.wait()
+        if borrowed.responses is None:  # the wait ended first: take the lock as usual
+            return await self.run_responses(line)
+        return borrowed.responses
+
+    async def lend_while(self, wait: Callable[[], Awaitable[None]]) -> None:
+        """Await `wait` (a command's wait for other nodes' answers; the caller holds the
+        command lock) and meanwhile run the commands other nodes send, one at a time,
+        as if they had the lock: the waiting command touches nothing until it ends."""
+        if self._lender is not None:
+            await wait()
+            return
+        lender = self._lender = _Lender()
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def waiting() -> None:
+                    await wait()
+                    lender.finished = True
+                    lender.arrived.set()
+
+                nursery.start_soon(waiting)
+                while not lender.finished:
+                    while lender.queue and not lender.finished:
+                        await self._run_borrowed(lender.queue.popleft())
+                    await lender.arrived.wait()
+                    lender.arrived = trio.Event()
+        finally:
+            self._lender = None
+            for borrowed in lender.queue:  # not started: each takes the lock as usual
+                borrowed.done.set()
+            lender.queue.clear()
+
+    async def _run_borrowed(self, borrowed: _Borrowed) -> None:
+        replies: list[Reply] = []
+
+        async def collect(reply: Reply) -> None:
+            replies.append(reply)
+
+        try:
+            await self._run_locked(borrowed.line, collect)
+        finally:  # cancelled too (Ctrl-C on the waiting command): say what it got to
+            borrowed.responses = [response for reply in replies
+                                  for response in reply.responses]
+            borrowed.done.set()
 
     async def run_line(self, line: str) -> list[Reply]:
         """`run`, with the replies collected."""
@@ -189,6 +254,29 @@ class Session:
 def _may_expand(text: str) -> bool:
     """A cheap test that passes every string that expand() would change."""
     return "$" in text or ":" in text
+
+
+class _Borrowed:
+    """A command from another node, run inside a waiting command's turn."""
+
+    __slots__ = ("done", "line", "responses")
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+        self.done = trio.Event()
+        self.responses: list[Response] | None = None  # None: not run
+
+
+class _Lender:
+    """A command holding the lock while it waits on other nodes, and what they sent
+    this node meanwhile."""
+
+    __slots__ = ("arrived", "finished", "queue")
+
+    def __init__(self) -> None:
+        self.queue: deque[_Borrowed] = deque()
+        self.arrived = trio.Event()
+        self.finished = False
 
 
 @asynccontextmanager

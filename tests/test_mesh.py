@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from meshnodes import Node, eventually, mesh
+from meshnodes import DAEMON, Node, eventually, mesh
 
 from minishell.session import Session
 
@@ -193,3 +195,40 @@ def test_minimegas_distributed_plumbing_basic(tmp_path: Path) -> None:
     assert done.stdout.splitlines()[-1] == "1 passed, 0 failed", done.stdout + done.stderr
     assert (scripts / "plumbing_basic.got").read_bytes() == (
         scripts / "plumbing_basic.want").read_bytes()
+
+
+def _send(node: Node, *words: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*DAEMON, "-base", str(node.base), "-e", "mesh", "send", *words],
+                            stdout=subprocess.DEVNULL)
+
+
+def _running(argv_end: bytes) -> bool:
+    """Whether a process whose command line ends so runs (`shell` runs a full path)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                if file.read().endswith(argv_end):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def test_nodes_sending_each_other_never_wait_for_each_other(tmp_path: Path) -> None:
+    """2.9 deadlocks when two nodes `mesh send` each other at once: each holds its
+    command lock while it waits for the other's answer, which needs that lock. Here a
+    command from the mesh runs inside the wait. Ctrl-C ends a wait at once."""
+    with mesh(tmp_path, ["a", "b"]) as (a, b):
+        for _ in range(20):
+            crossing = [_send(a, "b", "shell", "sleep", "0.1"),
+                        _send(b, "a", "shell", "sleep", "0.1")]
+            for client in crossing:
+                assert client.wait(timeout=10) == 0
+        assert a.e("mesh send b echo still") == "b: still"
+        waiting = _send(a, "b", "shell", "sleep", "7.25")
+        eventually(lambda: _running(b"/sleep\x007.25\x00"), "b running the command")
+        waiting.send_signal(signal.SIGINT)
+        assert waiting.wait(timeout=5) == 130
+        started = time.monotonic()
+        assert a.e("version") == f"a: {VERSION}"
+        assert time.monotonic() - started < 2

@@ -213,8 +213,8 @@ async def join(settings: MeshSettings, session: object, *,
             raise JoinError(f"cannot join the mesh at {','.join(map(redact, urls))}: "
                             f"{error}") from None
         node = Node(name=settings.name, context=settings.context, bridge=bridge,
-                    run_line=session.run_responses, server=server, port=settings.port,
-                    check_duplicates=bool(settings.nats))
+                    run_line=session.run_from_mesh, lend=session.lend_while, server=server,
+                    port=settings.port, check_duplicates=bool(settings.nats))
         try:
             await nursery.start(node.run)
         except MeshError as error:

@@ -102,13 +102,18 @@ class _Pending:
 
 
 RunLine = Callable[[str], Awaitable[list[Response]]]
+Lend = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+
+
+async def _just_wait(wait: Callable[[], Awaitable[None]]) -> None:
+    await wait()
 
 
 class Node:
     """This node's place in the mesh."""
 
     def __init__(self, *, name: str, context: str, bridge: Bridge, run_line: RunLine,
-                 server: NatsServer | None = None, port: int = 9000,
+                 lend: Lend = _just_wait, server: NatsServer | None = None, port: int = 9000,
                  check_duplicates: bool = False) -> None:
         self.name = name
         self.context = context
@@ -120,6 +125,10 @@ class Node:
         self.timeout = 0.0  # `mesh timeout`: 0 is unlimited
         self.dropped = 0  # messages lost to dead peers or dropped for slow ones
         self._run_line = run_line
+        # How `mesh send` waits for answers: letting commands from other nodes run
+        # meanwhile (Session.lend_while), so that nodes sending to each other never
+        # wait on each other's command lock.
+        self._lend = lend
         self._check_duplicates = check_duplicates
         prefix = f"mm.{token(context)}"
         self.prefix = prefix
@@ -344,10 +353,14 @@ class Node:
                 header["line"] = line
                 self.send(name, header)
             deadline = trio.current_time() + self.timeout if self.timeout else float("inf")
-            with trio.move_on_at(deadline):
-                while pending.waiting:
-                    await pending.changed.wait()
-                    pending.changed = trio.Event()
+
+            async def answered() -> None:
+                with trio.move_on_at(deadline):
+                    while pending.waiting:
+                        await pending.changed.wait()
+                        pending.changed = trio.Event()
+
+            await self._lend(answered)
         finally:
             del self._pending[request]
         results = dict(pending.responses)

@@ -25,7 +25,11 @@ announcement and added its endpoints: `mesh send` answers after that.
 
 Streams: every relay, upstream and proxy is a stream to one node, in chunks
 of up to 64 KiB of whole lines, under credits the receiver grants as it
-delivers (core NATS silently drops what a slow subscriber cannot take). A
+delivers (core NATS silently drops what a slow subscriber cannot take).
+While a stream is idle, a chunk goes straight from the writer's task to the
+bridge, and on the other node straight from the bridge's dispatch to the
+readers, as long as nothing has to wait (credits, room): a lone message wakes
+no task on either side. A
 stream to a node that dies is dropped, and the lines it had in flight are
 counted (`mesh status`'s dropped column) and logged.
 
@@ -68,6 +72,7 @@ class _Stream:
     node: str
     reader_id: int | None
     reader: Reader
+    incarnation: str | None  # the node's, when the stream began
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     seq: int = 0
     inflight: deque[tuple[int, int, int]] = field(default_factory=deque)  # seq, bytes, lines
@@ -90,6 +95,7 @@ class _Incoming:
     arrived: trio.Event = field(default_factory=trio.Event)
     consumed: int = 0
     granted: int = 0
+    idle: bool = False  # its task waits for more, with nothing left to deliver
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
 
@@ -349,9 +355,10 @@ class MeshPipes:
         sid = self._next_sid
         self._next_sid += 1
         reader = self.plumber.attach_reader(pipe, hidden=kind != "up", upstream=kind == "up")
-        stream = _Stream(sid, pipe, kind, node, reader_id, reader)
+        stream = _Stream(sid, pipe, kind, node, reader_id, reader, self.node.incarnation_of(node))
         self._streams[stream.key] = stream
         self._by_sid[sid] = stream
+        reader.take_directly(lambda chunk: self._send_now(stream, chunk))
         self._nursery.start_soon(self._pump, stream)
 
     def _drop(self, stream: _Stream, *, lost: bool) -> None:
@@ -371,24 +378,13 @@ class MeshPipes:
     async def _pump(self, stream: _Stream) -> None:
         """Send what the endpoint takes, in pieces, under credits."""
         node = self.node
-        incarnation = node.incarnation_of(stream.node)
         with stream.scope:
             async for chunk in stream.reader:
                 for piece, lines in _pieces(chunk):
                     while stream.inflight and stream.inflight_bytes + len(piece) > WINDOW:
                         await stream.credit.wait()
-                    stream.seq += 1
-                    stream.inflight.append((stream.seq, len(piece), lines))
-                    stream.inflight_bytes += len(piece)
-                    header: dict[str, Any] = {"k": "d", "s": stream.sid, "q": stream.seq,
-                                              "p": stream.pipe, "w": stream.kind}
-                    if incarnation is not None:
-                        header["ti"] = incarnation
-                    if chunk.one_message:
-                        header["m"] = 1
-                    if stream.reader_id is not None:
-                        header["r"] = stream.reader_id
-                    await node.send_data(stream.node, header, piece)
+                    while not self._send_piece(stream, piece, lines, chunk.one_message):
+                        await node.bridge.room()
             if stream.reader.dropped:
                 logger.warning("mesh: %s's stream to %s was dropped: it took nothing for "
                                "too long", stream.pipe, stream.node)
@@ -399,6 +395,32 @@ class MeshPipes:
             del self._streams[stream.key]
             self._by_sid.pop(stream.sid, None)
             self._reconcile([stream.pipe])
+
+    def _send_now(self, stream: _Stream, chunk: Chunk) -> bool:
+        """A chunk from a writer's task while the stream's task waits for more: sent now
+        if nothing has to wait (it is one piece: take_directly's chunks are small)."""
+        if (len(chunk.data) > PIECE or stream.scope.cancel_called
+                or (stream.inflight and stream.inflight_bytes + len(chunk.data) > WINDOW)):
+            return False
+        lines = 1 if chunk.one_message else chunk.data.count(b"\n")
+        return self._send_piece(stream, chunk.data, lines, chunk.one_message)
+
+    def _send_piece(self, stream: _Stream, piece: bytes, lines: int, one_message: bool) -> bool:
+        """Send one piece if the bridge has room for it (True), else nothing (False)."""
+        header: dict[str, Any] = {"k": "d", "s": stream.sid, "q": stream.seq + 1,
+                                  "p": stream.pipe, "w": stream.kind}
+        if stream.incarnation is not None:
+            header["ti"] = stream.incarnation
+        if one_message:
+            header["m"] = 1
+        if stream.reader_id is not None:
+            header["r"] = stream.reader_id
+        if not self.node.send_data_now(stream.node, header, piece):
+            return False
+        stream.seq += 1
+        stream.inflight.append((stream.seq, len(piece), lines))
+        stream.inflight_bytes += len(piece)
+        return True
 
     def _on_credit(self, header: Header, body: bytes) -> None:
         stream = self._by_sid.get(header["s"])
@@ -421,8 +443,25 @@ class MeshPipes:
                 return
             incoming = self._incoming[key] = _Incoming(*key)
             self._nursery.start_soon(self._deliver, incoming)
+        elif incoming.idle and not incoming.queue and self._deliver_now(incoming, header, body):
+            return
         incoming.queue.append((header, body))
         incoming.arrived.set()
+
+    def _deliver_now(self, incoming: _Incoming, header: Header, body: bytes) -> bool:
+        """Deliver a piece at once if nothing has to wait (True); the stream's task is idle."""
+        kind, pipe = header["w"], header["p"]
+        if kind == "up":
+            return False  # a write into the owner's pipe: its task's job
+        chunk = Chunk(body, bool(header.get("m")))
+        delivered = self.plumber.deliver_now(pipe, chunk, header.get("r"))
+        if delivered is None:
+            return False
+        if not delivered:
+            self.node.dropped += 1 if chunk.one_message else body.count(b"\n")
+        incoming.consumed = header["q"]
+        self._grant(incoming, force=True, size=len(body))
+        return True
 
     def _on_end(self, header: Header, body: bytes) -> None:
         incoming = self._incoming.get((header["n"], header["i"], header["s"]))
@@ -436,7 +475,11 @@ class MeshPipes:
             while True:
                 while not incoming.queue:
                     self._grant(incoming, force=True)
-                    await incoming.arrived.wait()
+                    incoming.idle = True
+                    try:
+                        await incoming.arrived.wait()
+                    finally:
+                        incoming.idle = False
                     incoming.arrived = trio.Event()
                 header, body = incoming.queue.popleft()
                 if header["k"] == "e":

@@ -50,7 +50,12 @@ def test_a_reader_node_killed_mid_stream(tmp_path: Path) -> None:
         for name in ("w", "r1"):
             assert fan[name].lines() == _block(b"f", 0, 22_000).splitlines()
         assert feed.lines() == _block(b"f", 0, 22_000).splitlines()
-        # round-robin: what was not lost in flight arrived once; then 2,000 more, all
+        # round-robin: what was not lost in flight arrived once; then 2,000 more, all,
+        # once r2's death is noticed (2 s: before, they may go its way and be lost, which
+        # the check below allows for the first 20,000 only)
+        for node in (writer, r1):
+            eventually(lambda node=node: node.e(".annotate false mesh list all")  # type: ignore[misc]
+                       == "r1,w", "r2 out of the mesh")
         survivors = [work["w"], work["r1"], rr_feed]
         eventually(lambda: sum(len(c.lines()) for c in survivors) + len(work["r2"].lines())
                    + _dropped(writer) + _dropped(r1) >= 20_000, "round-robin settling", 30)

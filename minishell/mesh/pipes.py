@@ -40,6 +40,7 @@ everywhere, the latest one winning (a Lamport clock, ties by node name).
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -65,6 +66,11 @@ PIECE = 256 * 1024
 # is thus 128 streams into one node that takes nothing.
 WINDOW = 2 * 1024 * 1024
 CREDIT_EVERY = WINDOW // 4
+# What a stream's receiver has delivered and not yet granted is granted once the stream
+# has been quiet this long (seconds), or at CREDIT_EVERY: at low rates the credit then
+# travels after the message's readers have it, not while they wait for their turn on
+# the CPU (its sender has the rest of its window meanwhile).
+GRANT_DELAY = 0.002
 SETTLE_TIMEOUT = 5.0
 
 
@@ -101,7 +107,7 @@ class _Incoming:
     arrived: trio.Event = field(default_factory=trio.Event)
     consumed: int = 0
     granted: int = 0
-    idle: bool = False  # its task waits for more, with nothing left to deliver
+    idle: trio.CancelScope | None = None  # its task waits in it for more, with nothing left
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
 
@@ -449,7 +455,8 @@ class MeshPipes:
                 return
             incoming = self._incoming[key] = _Incoming(*key)
             self._nursery.start_soon(self._deliver, incoming)
-        elif incoming.idle and not incoming.queue and self._deliver_now(incoming, header, body):
+        elif (incoming.idle is not None and not incoming.queue
+              and self._deliver_now(incoming, header, body)):
             return
         incoming.queue.append((header, body))
         incoming.arrived.set()
@@ -466,7 +473,8 @@ class MeshPipes:
         if not delivered:
             self.node.dropped += 1 if chunk.one_message else body.count(b"\n")
         incoming.consumed = header["q"]
-        self._grant(incoming, force=True, size=len(body))
+        self._grant(incoming, force=False, size=len(body))
+        self._grant_soon(incoming)
         return True
 
     def _on_end(self, header: Header, body: bytes) -> None:
@@ -480,13 +488,17 @@ class MeshPipes:
         with incoming.scope:
             while True:
                 while not incoming.queue:
-                    self._grant(incoming, force=True)
-                    incoming.idle = True
+                    idle = incoming.idle = trio.CancelScope()
+                    self._grant_soon(incoming)
                     try:
-                        await incoming.arrived.wait()
+                        with idle:
+                            await incoming.arrived.wait()
                     finally:
-                        incoming.idle = False
-                    incoming.arrived = trio.Event()
+                        incoming.idle = None
+                    if incoming.arrived.is_set():
+                        incoming.arrived = trio.Event()
+                    if idle.cancelled_caught:  # quiet for GRANT_DELAY
+                        self._grant(incoming, force=True)
                 header, body = incoming.queue.popleft()
                 if header["k"] == "e":
                     break
@@ -503,6 +515,12 @@ class MeshPipes:
                 incoming.consumed = header["q"]
                 self._grant(incoming, force=False, size=len(body))
         self._incoming.pop((incoming.sender, incoming.incarnation, incoming.sid), None)
+
+    def _grant_soon(self, incoming: _Incoming) -> None:
+        """Grant what is not granted yet once the idle stream has been quiet GRANT_DELAY."""
+        idle = incoming.idle
+        if idle is not None and incoming.granted and idle.deadline == math.inf:
+            idle.deadline = trio.current_time() + GRANT_DELAY
 
     def _grant(self, incoming: _Incoming, *, force: bool, size: int = 0) -> None:
         incoming.granted += size

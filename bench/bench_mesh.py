@@ -1,6 +1,6 @@
 """The mesh's speed, beside plain nats-py in the same run; every byte is checked.
 
-    python3 bench/bench_mesh.py [--lines N]
+    python3 bench/bench_mesh.py [--lines N] [--only SCENARIO]...
 
 Starts real `minishell -mesh -nostdin` nodes on loopback (each with its own
 nats-server), real `-pipe` clients, and measures:
@@ -9,7 +9,10 @@ nats-server), real `-pipe` clients, and measures:
 - stream across two nodes: a `-pipe` writer on one, a `-pipe` reader on the other;
 - fan-out: a writer on node 1, 4 readers on each of 3 nodes;
 - round-robin over readers on 3 nodes (the split);
-- latency across nodes at 100 messages/s (p50, p99);
+- latency across nodes at 100 messages/s (p50, p99), beside its two floors
+  measured the same way in the same run: one node alone (`-pipe` to `-pipe`,
+  the clients' and the benchmark's share) and nats-py alone, one way through
+  two routed nats-servers (NATS's share);
 - `mesh send all version` on 4 nodes.
 Prints one Markdown table, and the load average before and after.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import statistics
 import subprocess
@@ -30,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from meshnodes import DAEMON, Node, eventually, mesh
+from meshnodes import DAEMON, Node, eventually, free_port, mesh
 
 from minishell.mesh.natsd import find_server
 
@@ -67,20 +71,24 @@ class Reader:
         self.process.wait()
 
 
+def nats_server(folder: str, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A nats-server on loopback, and its client URL."""
+    binary = find_server()
+    assert binary is not None
+    server = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir",
+                               folder, *flags],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ports = Path(folder) / f"nats-server_{server.pid}.ports"
+    eventually(ports.exists, "nats-server")
+    return server, str(json.loads(ports.read_text())["nats"][0])
+
+
 def plain_nats(count: int) -> tuple[float, float]:
     """nats-py alone: (lines/s one per message, lines/s in 64 KiB messages)."""
     import nats
 
-    binary = find_server()
-    assert binary is not None
-    folder = tempfile.mkdtemp()
-    server = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir",
-                               folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, url = nats_server(tempfile.mkdtemp())
     try:
-        ports = Path(folder) / f"nats-server_{server.pid}.ports"
-        eventually(ports.exists, "nats-server")
-        import json
-        url = json.loads(ports.read_text())["nats"][0]
 
         async def run(packed: bool, lines: int) -> float:
             data = lines_of(lines)
@@ -193,25 +201,96 @@ def latency(folder: Path, count: int) -> tuple[float, float]:
         reader = Reader(n2, "lat", 16 * count)
         eventually(lambda: n2.table(".columns readers pipe") == [["n2", "1"]], "reader")
         n2.settle(n1)
-        writer = subprocess.Popen([*DAEMON, "-base", str(n1.base), "-pipe", "lat"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-        assert writer.stdin is not None
-        samples = []
-        for number in range(count):
-            line = b"%015d\n" % number
-            before = len(reader.data)
-            sent = time.monotonic()
-            writer.stdin.write(line)
-            writer.stdin.flush()
-            while len(reader.data) < before + 16:
-                time.sleep(0.00002)
-            samples.append(time.monotonic() - sent)
-            time.sleep(max(0.0, 0.01 - (time.monotonic() - sent)))
-        writer.stdin.close()
-        writer.wait()
-        reader.close()
-        samples.sort()
-        return samples[len(samples) // 2] * 1e6, samples[int(len(samples) * 0.99)] * 1e6
+        return timed_lines(n1, reader, count)
+
+
+def latency_one_node(folder: Path, count: int) -> tuple[float, float]:
+    """The floor the clients and this benchmark set: the same, on one node (no mesh)."""
+    node = Node(folder, "solo", mesh=False)
+    try:
+        node.wait_ready()
+        reader = Reader(node, "lat", 16 * count)
+        eventually(lambda: node.table(".columns readers pipe") == [["solo", "1"]], "reader")
+        return timed_lines(node, reader, count)
+    finally:
+        node.stop()
+
+
+def timed_lines(node: Node, reader: Reader, count: int) -> tuple[float, float]:
+    """A `-pipe` writer on `node` writes `count` lines 10 ms apart: the p50 and p99 in
+    us of the time each takes to reach `reader` (which it then closes)."""
+    writer = subprocess.Popen([*DAEMON, "-base", str(node.base), "-pipe", "lat"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert writer.stdin is not None
+    samples = []
+    for number in range(count):
+        line = b"%015d\n" % number
+        before = len(reader.data)
+        sent = time.monotonic()
+        writer.stdin.write(line)
+        writer.stdin.flush()
+        while len(reader.data) < before + 16:
+            time.sleep(0.00002)
+        samples.append(time.monotonic() - sent)
+        time.sleep(max(0.0, 0.01 - (time.monotonic() - sent)))
+    writer.stdin.close()
+    writer.wait()
+    assert bytes(reader.data) == b"".join(b"%015d\n" % number for number in range(count))
+    reader.close()
+    return percentiles(samples)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
+    return samples[len(samples) // 2] * 1e6, samples[int(len(samples) * 0.99)] * 1e6
+
+
+def latency_nats(count: int) -> tuple[float, float]:
+    """nats-py alone, one way through two routed nats-servers (as between two nodes),
+    a publisher on one and a subscriber on the other, in one asyncio process, at
+    100 messages/s: the floor NATS sets."""
+    import nats
+
+    folder = tempfile.mkdtemp()
+    first, second = free_port(), free_port()
+    servers = [nats_server(folder, "--cluster_name", "bench", "--cluster",
+                           f"nats://127.0.0.1:{port}", "--routes", f"nats://127.0.0.1:{other}")
+               for port, other in ((first, second), (second, first))]
+    try:
+        async def run() -> list[float]:
+            publisher = await nats.connect(servers[0][1])
+            subscriber = await nats.connect(servers[1][1])
+            arrived: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+            async def on_message(message: object) -> None:
+                arrived.put_nowait((time.monotonic(), message.data))  # type: ignore[attr-defined]
+
+            await subscriber.subscribe("lat", cb=on_message)
+            await subscriber.flush()
+            while arrived.empty():  # until the route carries the interest
+                await publisher.publish("lat", b"")
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            while not arrived.empty():
+                arrived.get_nowait()
+            samples = []
+            for number in range(count):
+                line = b"%015d\n" % number
+                sent = time.monotonic()
+                await publisher.publish("lat", line)
+                when, data = await asyncio.wait_for(arrived.get(), 10)
+                assert data == line
+                samples.append(when - sent)
+                await asyncio.sleep(max(0.0, 0.01 - (time.monotonic() - sent)))
+            await publisher.close()
+            await subscriber.close()
+            return samples
+
+        return percentiles(asyncio.run(run()))
+    finally:
+        for server, _ in servers:
+            server.terminate()
+            server.wait()
 
 
 def mesh_send(folder: Path) -> float:
@@ -224,32 +303,53 @@ def mesh_send(folder: Path) -> float:
         return statistics.median(times) * 1e3
 
 
+SCENARIOS = ("stream", "fan", "rr", "latency", "send")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=2_000_000)
+    parser.add_argument("--only", choices=SCENARIOS, action="append",
+                        help="run only this scenario (repeatable; the nats-py rows that "
+                        "it is compared with run too)")
     options = parser.parse_args()
+    only = set(options.only or SCENARIOS)
     load_before = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="bench-mesh-"))
-    single, packed = plain_nats(options.lines)
-    rows = [("nats-py, 16 B lines, one per message", f"{single / 1e3:.0f}k lines/s", ""),
-            ("nats-py, 16 B lines in 64 KiB messages", f"{packed / 1e6:.1f}M lines/s", "")]
-    rate = stream(folder / "stream", options.lines)
-    rows.append(("stream across two nodes, `-pipe` to `-pipe`", f"{rate / 1e6:.2f}M lines/s",
-                 f"5M and 0.25x nats-py packed ({rate / packed:.2f}x): "
-                 f"{'met' if rate >= 5e6 and rate >= 0.25 * packed else 'NOT met'}"))
-    fan = fan_out(folder / "fan", options.lines // 4)
-    rows.append(("fan-out, writer on node 1, 4 readers on each of 3 nodes",
-                 f"{fan / 1e6:.2f}M messages/s", f"1M: {'met' if fan >= 1e6 else 'NOT met'}"))
-    rr, spread = round_robin(folder / "rr", options.lines // 4)
-    rows.append(("round-robin over readers on 3 nodes", f"{rr / 1e3:.0f}k messages/s, split "
-                 f"within {spread * 100:.2f}%",
-                 f"200k within 1%: {'met' if rr >= 2e5 and spread <= 0.01 else 'NOT met'}"))
-    p50, p99 = latency(folder / "lat", 1000)
-    rows.append(("latency across nodes at 100 messages/s, p50 / p99", f"{p50:.0f} / {p99:.0f} us",
-                 f"500 / 1500 us: {'met' if p50 <= 500 and p99 <= 1500 else 'NOT met'}"))
-    send = mesh_send(folder / "send")
-    rows.append(("`mesh send all version` on 4 nodes, median of 50", f"{send:.1f} ms",
-                 f"20 ms: {'met' if send <= 20 else 'NOT met'}"))
+    rows = []
+    if "stream" in only:
+        single, packed = plain_nats(options.lines)
+        rows += [("nats-py, 16 B lines, one per message", f"{single / 1e3:.0f}k lines/s", ""),
+                 ("nats-py, 16 B lines in 64 KiB messages", f"{packed / 1e6:.1f}M lines/s", "")]
+        rate = stream(folder / "stream", options.lines)
+        rows.append(("stream across two nodes, `-pipe` to `-pipe`",
+                     f"{rate / 1e6:.2f}M lines/s",
+                     f"5M and 0.25x nats-py packed ({rate / packed:.2f}x): "
+                     f"{'met' if rate >= 5e6 and rate >= 0.25 * packed else 'NOT met'}"))
+    if "fan" in only:
+        fan = fan_out(folder / "fan", options.lines // 4)
+        rows.append(("fan-out, writer on node 1, 4 readers on each of 3 nodes",
+                     f"{fan / 1e6:.2f}M messages/s", f"1M: {'met' if fan >= 1e6 else 'NOT met'}"))
+    if "rr" in only:
+        rr, spread = round_robin(folder / "rr", options.lines // 4)
+        rows.append(("round-robin over readers on 3 nodes", f"{rr / 1e3:.0f}k messages/s, "
+                     f"split within {spread * 100:.2f}%",
+                     f"200k within 1%: {'met' if rr >= 2e5 and spread <= 0.01 else 'NOT met'}"))
+    if "latency" in only:
+        p50, p99 = latency(folder / "lat", 1000)
+        rows.append(("latency across nodes at 100 messages/s, p50 / p99",
+                     f"{p50:.0f} / {p99:.0f} us",
+                     f"500 / 1500 us: {'met' if p50 <= 500 and p99 <= 1500 else 'NOT met'}"))
+        solo50, solo99 = latency_one_node(folder / "solo", 1000)
+        rows.append(("floor: the same on one node, no mesh", f"{solo50:.0f} / {solo99:.0f} us",
+                     ""))
+        nats50, nats99 = latency_nats(1000)
+        rows.append(("floor: nats-py alone, one way through two routed servers",
+                     f"{nats50:.0f} / {nats99:.0f} us", ""))
+    if "send" in only:
+        send = mesh_send(folder / "send")
+        rows.append(("`mesh send all version` on 4 nodes, median of 50", f"{send:.1f} ms",
+                     f"20 ms: {'met' if send <= 20 else 'NOT met'}"))
     print("| scenario | measured | target |\n|---|---|---|")
     for row in rows:
         print(f"| {row[0]} | {row[1]} | {row[2]} |")

@@ -6,6 +6,7 @@ Each test runs its nodes side by side and waits on conditions with deadlines.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections import Counter
@@ -212,16 +213,20 @@ def test_every_line_lost_to_a_dead_node_is_counted(tmp_path: Path) -> None:
     for d that d's readers did not get is in w's `dropped`, exactly, whether it was in
     flight (sent, not yet credited), in hand (waiting for credits) or queued.
 
-    Mode all: the 150,000 lines (1.09 MB) written while d is stopped are more than the
-    1 MiB a stream may have in flight, and fit in that and the 256 KiB that may wait
-    behind it, so the writer never waits and every one of them was meant for d. Round-
-    robin (owned by w): d's share of 400,000 lines is what its proxy took before the
-    rotation passed over it, full."""
+    Mode all: the lines written while d is stopped are more than a stream may have in
+    flight (WINDOW), and fit in that, a piece in hand and the reader's queue behind it,
+    so the writer never waits and every one of them was meant for d. Round-robin (owned
+    by w): d's share of 400,000 lines is what its proxy took before the rotation passed
+    over it, full. Before d stops, w has heard d's credit for all it sent (w logs it at
+    debug level): a line d got is never counted lost."""
     from minishell.mesh.owner import owner_of
+    from minishell.mesh.pipes import PIECE, WINDOW
 
+    stopped_lines = next(count for count in range(0, 10**6, 1000)
+                         if len(_block(b"b", 0, count)) > WINDOW + PIECE // 4)
     rr = next(name for name in (f"rr{number}" for number in range(100))
-              if owner_of(name, ["w", "d"]) == "w")
-    with mesh(tmp_path, ["w", "d"]) as (w, d):
+              if owner_of(f"minimega//{name}", ["w", "d"]) == "w")
+    with mesh(tmp_path, ["w", "d"], "-level", "debug") as (w, d):
         w.e(f"pipe {rr} mode round-robin")
         gone = {pipe: PipeClient(d, pipe) for pipe in ("fan", rr)}
         feed = {pipe: PipeClient(w, pipe) for pipe in ("fan", rr)}  # write, and read too
@@ -230,32 +235,38 @@ def test_every_line_lost_to_a_dead_node_is_counted(tmp_path: Path) -> None:
                    == [["d", "round-robin"]], "the mode on d")
         d.settle(w)
         with draining(*gone.values(), *feed.values()):
+            mark = len(w.log_text())
             feed["fan"].write(_block(b"a", 0, 1_000))
             eventually(lambda: len(gone["fan"].lines()) == 1_000, "d reading")
             feed[rr].write(_block(b"x", 0, 1_000))
             eventually(lambda: len(gone[rr].lines()) + len(feed[rr].lines()) == 1_000, "rr")
-            # d's credits for these 1,000 lines (16 KB) may still be on their way back:
-            # the window below has room for them too, so nothing waits on them.
+            assert gone[rr].lines(), "d's reader had its turn"
+            for pipe in ("fan", rr):
+                eventually(lambda pipe=pipe: f"minimega//{pipe}'s stream to d: all it sent "
+                           "is credited" in w.log_text()[mark:], f"d's credits for {pipe}")
             assert _dropped(w) == 0
             d.signal(signal.SIGSTOP)
-            feed["fan"].write(_block(b"b", 0, 150_000))
+            feed["fan"].write(_block(b"b", 0, stopped_lines))
             feed[rr].write(_block(b"y", 0, 400_000))
             eventually(lambda: w.e(".annotate false mesh list all") == "w", "d declared dead",
                        10)
             d.kill()
-            eventually(lambda: len(feed["fan"].lines()) == 151_000, "w's own reader", 30)
+            eventually(lambda: len(feed["fan"].lines()) == 1_000 + stopped_lines,
+                       "w's own reader", 30)
             eventually(lambda: len(feed[rr].lines()) + len(gone[rr].lines()) + _dropped(w)
-                       == 150_000 + 401_000, "round-robin accounted for", 30)
+                       == stopped_lines + 401_000, "round-robin accounted for", 30)
         assert gone["fan"].lines() == _block(b"a", 0, 1_000).splitlines()
         assert feed["fan"].lines() == (_block(b"a", 0, 1_000)
-                                       + _block(b"b", 0, 150_000)).splitlines()
+                                       + _block(b"b", 0, stopped_lines)).splitlines()
         received = Counter(line for c in (feed[rr], gone[rr]) for line in c.lines())
         assert set(received.values()) == {1}
         lost_rr = 401_000 - len(received)
         assert lost_rr > 0  # d's proxy held some when d died
-        assert _dropped(w) == 150_000 + lost_rr
+        assert _dropped(w) == stopped_lines + lost_rr
         log = w.log_text()
-        assert "150000 messages of minimega//fan for d are lost (d is gone)" in log, log
+        # more than a window: some were in flight, the rest in hand or queued
+        assert re.search(rf"{stopped_lines} messages of minimega//fan for d are lost \(d is "
+                         r"gone\): [1-9]\d* in flight, [1-9]\d* queued", log), log
         assert f"{lost_rr} messages of minimega//{rr} for d are lost" in log, log
         for client in [*gone.values(), *feed.values()]:
             client.close()

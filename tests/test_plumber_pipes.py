@@ -11,7 +11,7 @@ import trio.testing
 from plumbing import collect, info, receive_messages
 
 from minishell.plumber import PipeInfo, Plumber, PlumberError
-from minishell.plumber.outbox import SEND_DIRECTLY_MAX
+from minishell.plumber.outbox import OUTBOX_LIMIT, SEND_DIRECTLY_MAX, Chunk
 
 
 async def test_writes_without_readers_are_counted(plumber: Plumber) -> None:
@@ -296,3 +296,51 @@ async def test_a_reader_no_longer_waiting_takes_nothing_directly(plumber: Plumbe
         await writer.write_lines(b"after\n")
         assert sink.received == b""
         assert await receive_messages(reader, 1) == [b"after\n"]
+
+
+async def test_a_waiting_reader_takes_whole_chunks_directly_or_none(
+        plumber: Plumber, nursery: trio.Nursery) -> None:
+    """take_directly (a stream to another node): a chunk is taken whole, boundaries and
+    all, or left to the reader's task, behind which the next ones queue."""
+    taken: list[Chunk] = []
+    room = [2]
+
+    def take_now(chunk: Chunk) -> bool:
+        if not room[0]:
+            return False
+        room[0] -= 1
+        taken.append(chunk)
+        return True
+
+    by_receive: list[Chunk] = []
+    async with plumber.open_reader("minimega//t") as reader, \
+            plumber.open_writer("minimega//t") as writer:
+        reader.take_directly(take_now)
+
+        async def receive_all() -> None:
+            async for chunk in reader:
+                by_receive.append(chunk)
+
+        nursery.start_soon(receive_all)
+        await trio.testing.wait_all_tasks_blocked()
+        await writer.write_lines(b"one\ntwo\n")
+        await writer.write_message(b"three\nlines\n")
+        await writer.write_lines(b"four\n")  # no room: the task's
+        await writer.write_lines(b"five\n")  # behind four
+        await trio.testing.wait_all_tasks_blocked()
+        assert taken == [Chunk(b"one\ntwo\n"), Chunk(b"three\nlines\n", True)]
+        assert b"".join(chunk.data for chunk in by_receive) == b"four\nfive\n"
+        reader.close()
+    assert info(plumber, "minimega//t").count == 5
+
+
+async def test_deliver_now_delivers_unless_it_would_wait(plumber: Plumber) -> None:
+    async with plumber.open_reader("minimega//n") as reader:
+        assert plumber.deliver_now("minimega//n", Chunk(b"a\nb\n")) is True
+        assert plumber.deliver_now("minimega//n", Chunk(b"c\n"), reader_id=12345) is False
+        assert plumber.deliver_now("minimega//n", Chunk(b"x" * OUTBOX_LIMIT + b"\n")) is True
+        assert plumber.deliver_now("minimega//n", Chunk(b"late\n")) is None  # full
+        assert await receive_messages(reader, 3) == [b"a\n", b"b\n", b"x" * OUTBOX_LIMIT + b"\n"]
+        assert plumber.deliver_now("minimega//n", Chunk(b"late\n")) is True
+        assert await receive_messages(reader, 1) == [b"late\n"]
+    assert info(plumber, "minimega//n").count == 4

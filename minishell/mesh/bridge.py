@@ -4,7 +4,10 @@ Messages cross between the two loops in batches: a publish appends to a
 queue and wakes the asyncio loop only when the queue was idle; what the
 subscriptions receive is appended to another queue that wakes trio only when
 it was idle, and trio then hands the whole batch to the handlers in plain
-synchronous code. Measured (ecosystem.md (g)): 1.0-1.3x plain nats-py; a
+synchronous code. A wake-up is one hop and no more, for a lone message's sake:
+on the asyncio side a callback that resolves the future the publishing task
+waits on, on the trio side the dispatch itself, run as the run_sync_soon
+callback (no task to wake). Measured (ecosystem.md (g)): 1.0-1.3x plain nats-py; a
 hand-over per message, or trio-asyncio around every call, 0.04-0.2x. The loop
 is an explicit SelectorEventLoop (trio-asyncio, never imported here, would
 otherwise hand back its own).
@@ -70,6 +73,7 @@ class Bridge:
         self._outgoing: deque[tuple[str, bytes]] = deque()
         self._outgoing_bytes = 0
         self._asyncio_wake_pending = False
+        self._room_wanted = False  # a data publish waits for the outgoing queue to shrink
         self._subscribe_requests: deque[tuple[int, str]] = deque()
         # asyncio -> trio
         self._incoming: deque[tuple[int, str, bytes]] = deque()
@@ -82,10 +86,11 @@ class Bridge:
         self._last_error: BaseException | None = None
         self.connected = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake_asyncio: asyncio.Event | None = None
-        self._stop_asyncio: asyncio.Event | None = None
+        # The asyncio side's state, touched only in its thread:
+        self._poked = False  # requests may be waiting
+        self._stopping = False
+        self._waiter: asyncio.Future[None] | None = None  # the publishing task sleeps on it
         self._trio_token: trio.lowlevel.TrioToken | None = None
-        self._trio_wake = trio.Event()
         self._room = trio.Event()
         self._thread: threading.Thread | None = None
 
@@ -115,9 +120,7 @@ class Bridge:
                 raise BridgeError(_connect_error(connected[0]))
             self.connected = True
             task_status.started(self)
-            while True:
-                await self._trio_wake.wait()
-                self._dispatch()
+            await trio.sleep_forever()  # what arrives is dispatched by _dispatch, from asyncio
         finally:
             with trio.CancelScope(shield=True):
                 await self._shutdown()
@@ -143,9 +146,22 @@ class Bridge:
 
     async def publish_data(self, subject: str, payload: bytes) -> None:
         """Queue a data message, waiting while the outgoing queue is over its bound."""
-        while self._outgoing_bytes > OUTGOING_LIMIT:
-            await self._room.wait()
+        await self.room()
         self.publish(subject, payload)
+
+    async def room(self) -> None:
+        """Return once the outgoing queue is within its bound."""
+        while not self.has_room():
+            await self._room.wait()
+
+    def has_room(self) -> bool:
+        """True if a data message may be queued now; if not, the next `_room_made` says
+        when (the flag is set under the lock that the asyncio side clears it under)."""
+        with self._lock:
+            if self._outgoing_bytes <= OUTGOING_LIMIT:
+                return True
+            self._room_wanted = True
+            return False
 
     @property
     def outgoing_bytes(self) -> int:
@@ -159,12 +175,13 @@ class Bridge:
         return events
 
     def _dispatch(self) -> None:
+        """What has arrived, to the handlers: called by trio's run_sync_soon, so nothing
+        may escape it."""
         with self._lock:
             batch, self._incoming = self._incoming, deque()
             self._incoming_bytes = 0
             self._trio_wake_pending = False
             handlers = self._handlers
-        self._trio_wake = trio.Event()
         for sid, subject, data in batch:
             handler = handlers.get(sid)
             if handler is None:
@@ -173,9 +190,6 @@ class Bridge:
                 handler(subject, data)
             except Exception:
                 logger.exception("mesh: handling a message on %s", subject)
-
-    def _wake_trio(self) -> None:
-        self._trio_wake.set()
 
     def _room_made(self) -> None:
         self._room.set()
@@ -188,17 +202,17 @@ class Bridge:
             self._on_event(event)
 
     def _poke_asyncio(self, *, pending: bool = False) -> None:
-        loop, wake = self._loop, self._wake_asyncio
-        if loop is None or wake is None:
+        loop = self._loop
+        if loop is None:
             return
         with contextlib.suppress(RuntimeError):  # the loop has closed
             loop.call_soon_threadsafe(self._asyncio_woken)
 
     async def _shutdown(self) -> None:
-        loop, stop = self._loop, self._stop_asyncio
-        if loop is not None and stop is not None:
+        loop = self._loop
+        if loop is not None:
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stop.set)
+                loop.call_soon_threadsafe(self._asyncio_stop)
         if self._thread is not None:
             await trio.to_thread.run_sync(self._thread.join)
         self.connected = False
@@ -230,14 +244,16 @@ class Bridge:
                 token.run_sync_soon(callback)
 
     def _asyncio_woken(self) -> None:
-        if self._wake_asyncio is not None:
-            self._wake_asyncio.set()
+        self._poked = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _asyncio_stop(self) -> None:
+        self._stopping = True
+        self._asyncio_woken()
 
     async def _amain(self, report: Callable[[BaseException | None], None]) -> None:
         import nats  # here: ~60 ms, and only a mesh node needs it
-
-        self._wake_asyncio = asyncio.Event()
-        self._stop_asyncio = asyncio.Event()
 
         def event(text: str) -> None:
             with self._lock:
@@ -274,11 +290,17 @@ class Bridge:
             ping_interval=PING_INTERVAL, max_outstanding_pings=MAX_OUTSTANDING_PINGS,
             pending_size=64 * 1024 * 1024, skip_subject_validation=True,
             **options))
-        stopping = asyncio.ensure_future(self._stop_asyncio.wait())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CONNECT_TIMEOUT
         refusing = asyncio.ensure_future(refused.wait())
-        await asyncio.wait({connecting, stopping, refusing}, timeout=CONNECT_TIMEOUT,
-                           return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
+        # Pokes (publishes, subscriptions before the connection is up) wake this early;
+        # a refusal ends it at once: no retry changes the server's mind.
+        while (not connecting.done() and not self._stopping and not refused.is_set()
+               and loop.time() < deadline):
+            waiter = self._waiter = loop.create_future()
+            await asyncio.wait({connecting, waiter, refusing}, timeout=deadline - loop.time(),
+                               return_when=asyncio.FIRST_COMPLETED)
+        self._waiter = None
         refusing.cancel()
         failure: BaseException | None = None
         if not connecting.done():
@@ -298,13 +320,14 @@ class Bridge:
         nc = connecting.result()
         self._to_trio(lambda: report(None))
         try:
-            while not self._stop_asyncio.is_set():
-                stop = asyncio.ensure_future(self._stop_asyncio.wait())
-                wake = asyncio.ensure_future(self._wake_asyncio.wait())
-                await asyncio.wait({stop, wake}, return_when=asyncio.FIRST_COMPLETED)
-                stop.cancel()
-                wake.cancel()
-                self._wake_asyncio.clear()
+            while True:
+                if not self._poked:
+                    waiter = self._waiter = loop.create_future()
+                    await waiter
+                    self._waiter = None
+                self._poked = False
+                if self._stopping:
+                    break
                 await self._take_requests(nc)
         finally:
             with contextlib.suppress(Exception):
@@ -328,7 +351,11 @@ class Bridge:
         if batch:
             with self._lock:
                 self._outgoing_bytes -= size
-            self._to_trio(self._room_made)
+                room = self._room_wanted and self._outgoing_bytes <= OUTGOING_LIMIT
+                if room:
+                    self._room_wanted = False
+            if room:
+                self._to_trio(self._room_made)
 
     def _receiver(self, sid: int) -> Callable[[object], object]:
         async def receive(msg: object) -> None:
@@ -343,7 +370,7 @@ class Bridge:
                 if self._trio_wake_pending:
                     return
                 self._trio_wake_pending = True
-            self._to_trio(self._wake_trio)
+            self._to_trio(self._dispatch)
 
         return receive
 

@@ -212,6 +212,15 @@ class Node:
         header.setdefault("i", self.incarnation)
         await self.bridge.publish_data(self.subject_of(name), encode(header, body))
 
+    def send_data_now(self, name: str, header: Header, body: bytes) -> bool:
+        """`send_data` if it need not wait for room (True), else nothing (False)."""
+        if not self.bridge.has_room():
+            return False
+        header.setdefault("n", self.name)
+        header.setdefault("i", self.incarnation)
+        self.bridge.publish(self.subject_of(name), encode(header, body))
+        return True
+
     # -- membership ---------------------------------------------------------------------------
 
     def live(self) -> list[str]:

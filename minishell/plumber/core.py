@@ -199,6 +199,11 @@ class Plumber:
         waits for room; False if that reader is gone."""
         return await self._pipe(name).deliver(chunk, reader_id, count=count)
 
+    def deliver_now(self, name: str, chunk: Chunk, reader_id: int | None = None, *,
+                    count: bool = True) -> bool | None:
+        """`deliver` if it need not wait for room; None (nothing done) if it must."""
+        return self._pipe(name).deliver_now(chunk, reader_id, count=count)
+
     def _detach(self, pipe: Pipe, reader_id: int, own: bool) -> None:
         pipe.detach(reader_id)
         if own:

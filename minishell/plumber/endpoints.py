@@ -47,6 +47,11 @@ class Reader:
         receive (Outbox.send_directly): for a reader that passes bytes on as they are."""
         self._outbox.send_directly(send_now)
 
+    def take_directly(self, take_now: Callable[[Chunk], bool]) -> None:
+        """Writers may give small chunks to `take_now` while this reader waits in
+        receive (Outbox.take_directly): for a reader that passes chunks on whole."""
+        self._outbox.take_directly(take_now)
+
     def close(self) -> None:
         """Take no more: what was delivered still comes, then EOF; the pipe stops counting it."""
         self._detach()

@@ -10,7 +10,8 @@ outbox notes since when it has been full, for the pipe to drop a reader that
 stopped taking.
 
 A reader that only passes bytes on (a raw socket attachment) may also take
-them straight from the writer, while it waits for more: see `send_directly`.
+them straight from the writer, while it waits for more: see `send_directly`;
+one that passes whole chunks on (a stream to another node), `take_directly`.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ class Outbox:
     """
 
     __slots__ = ("_chunks", "_closed", "_data_waiter", "_limit", "_puts", "_send_now",
-                 "_settle_waiter", "_settled", "_size", "_taken", "dropped", "forwards_to",
-                 "full_since", "on_drop", "room_signal")
+                 "_settle_waiter", "_settled", "_size", "_take_now", "_taken", "dropped",
+                 "forwards_to", "full_since", "on_drop", "room_signal")
 
     def __init__(self, limit: int = OUTBOX_LIMIT, *, forwards_to: str | None = None,
                  on_drop: Callable[[], None] | None = None) -> None:
@@ -91,6 +92,7 @@ class Outbox:
         self._taken = 0  # chunks handed to the reader, ever
         self._settled = 0  # chunks the reader is done with, ever
         self._send_now: Callable[[bytes], int] | None = None
+        self._take_now: Callable[[Chunk], bool] | None = None
 
     @property
     def full(self) -> bool:
@@ -114,8 +116,19 @@ class Outbox:
         """
         self._send_now = send_now
 
+    def take_directly(self, take_now: Callable[[Chunk], bool]) -> None:
+        """Like `send_directly`, for whole chunks: `take_now(chunk)` takes the chunk, all
+        of it (True), or none of it (False), without blocking."""
+        self._take_now = take_now
+
     def put(self, chunk: Chunk) -> None:
         if self._closed:
+            return
+        if (self._data_waiter is not None and self._take_now is not None
+                and len(chunk.data) <= SEND_DIRECTLY_MAX and self._take_now(chunk)):
+            self._puts += 1
+            self._taken += 1
+            self._settle()
             return
         if (self._data_waiter is not None and self._send_now is not None
                 and len(chunk.data) <= SEND_DIRECTLY_MAX):

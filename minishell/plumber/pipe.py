@@ -212,19 +212,18 @@ class Pipe:
     async def deliver(self, chunk: Chunk, reader_id: int | None, *, count: bool) -> bool:
         """Messages scheduled elsewhere, to this pipe's own readers: all of them, or the
         one `reader_id`; never to hidden readers nor upstream. False if that one is gone."""
+        while (delivered := self.deliver_now(chunk, reader_id, count=count)) is None:
+            await self._wait_for_room(every=True, targets=self._deliver_targets(reader_id))
+        return delivered
+
+    def deliver_now(self, chunk: Chunk, reader_id: int | None, *, count: bool) -> bool | None:
+        """`deliver` if it need not wait: None (and nothing done) if a reader is full."""
         self.listed = True
-        while True:
-            if reader_id is None:
-                targets = [outbox for rid, outbox in self._readers.items()
-                           if rid not in self._hidden]
-            else:
-                one = self._readers.get(reader_id)
-                if one is None or reader_id in self._hidden:
-                    return False
-                targets = [one]
-            if not any(outbox.full for outbox in targets):
-                break
-            await self._wait_for_room(every=True, targets=targets)
+        targets = self._deliver_targets(reader_id)
+        if reader_id is not None and not targets:
+            return False
+        if any(outbox.full for outbox in targets):
+            return None
         for outbox in targets:
             outbox.put(chunk)
         if count:
@@ -234,6 +233,12 @@ class Pipe:
                 chunk.data.rfind(b"\n", 0, len(chunk.data) - 1) + 1:]
             self._set_previous(last, self._next_seq())
         return True
+
+    def _deliver_targets(self, reader_id: int | None) -> list[Outbox]:
+        if reader_id is None:
+            return [outbox for rid, outbox in self._readers.items() if rid not in self._hidden]
+        one = self._readers.get(reader_id)
+        return [] if one is None or reader_id in self._hidden else [one]
 
     def close(self, reason: str) -> None:
         """The pipe is deleted or the plumber closes: its vias are killed, what waits in

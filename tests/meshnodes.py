@@ -22,6 +22,16 @@ DAEMON = [sys.executable, "-c", "import sys; from minishell.cli import main; sys
 DEADLINE = 20.0
 
 
+def terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL if that takes more than 10 s; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def eventually(condition: Callable[[], object], what: str, deadline: float = DEADLINE) -> None:
     end = time.monotonic() + deadline
     while not condition():
@@ -121,12 +131,7 @@ class Node:
             return
         if process.poll() is None:
             process.send_signal(signal.SIGCONT)
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            terminate(process)
 
     def kill(self) -> None:
         assert self.process is not None

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nkeys
-from meshnodes import free_port
+from meshnodes import free_port, terminate
 
 from minishell.mesh.natsd import find_server
 
@@ -124,9 +124,4 @@ def lab_server(folder: Path, config: str = "") -> Iterator[str]:
             time.sleep(0.02)
         yield f"nats://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)

@@ -70,6 +70,19 @@ def _shares_a_pipe(writer: Node, reader_node: Node, pipe: str) -> None:
         reader.close()
 
 
+def _two_share_a_pipe(folder: Path, pipe: str, a_flags: list[str], b_flags: list[str]) -> None:
+    """Nodes a and b join with their flags and share `pipe`; both stop after."""
+    a = _joined(folder, "a", *a_flags)
+    try:
+        b = _joined(folder, "b", *b_flags)
+        try:
+            _shares_a_pipe(a, b, pipe)
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+
+
 def test_nodes_share_pipes_on_a_lab_nats_server(tmp_path: Path) -> None:
     with lab_server(tmp_path / "lab") as url:
         x = _joined(tmp_path, "x", "-nats", url)
@@ -119,13 +132,8 @@ def test_user_and_password(tmp_path: Path) -> None:
             assert text == (f"minishell: cannot join the mesh at nats://{shown}{address}: "
                             "authorization violation (wrong or missing credentials)")
             assert "pw" not in text
-        a = _joined(tmp_path, "a", "-nats", f"nats://alice:s3cret-pw@{address}")
-        b = _joined(tmp_path, "b", "-nats", f"alice:s3cret-pw@{address}")
-        try:
-            _shares_a_pipe(a, b, "secret")
-        finally:
-            a.stop()
-            b.stop()
+        _two_share_a_pipe(tmp_path, "secret", ["-nats", f"nats://alice:s3cret-pw@{address}"],
+                          ["-nats", f"alice:s3cret-pw@{address}"])
 
 
 def test_credentials_files_in_operator_mode(tmp_path: Path) -> None:
@@ -171,13 +179,8 @@ def test_credentials_files_in_operator_mode(tmp_path: Path) -> None:
             "credentials)")
         for text in (tmp_path / name for name in ("n4.log", "n5.log")):
             assert user_seed(good) not in text.read_text()
-        a = _joined(tmp_path, "a", "-nats", url, "-nats-creds", str(good))
-        b = _joined(tmp_path, "b", "-nats", url, "-nats-creds", str(also_good))
-        try:
-            _shares_a_pipe(a, b, "jwt")
-        finally:
-            a.stop()
-            b.stop()
+        _two_share_a_pipe(tmp_path, "jwt", ["-nats", url, "-nats-creds", str(good)],
+                          ["-nats", url, "-nats-creds", str(also_good)])
 
 
 def user_seed(creds: Path) -> str:
@@ -200,10 +203,5 @@ def test_client_certificates_for_a_lab_server_with_tls(tmp_path: Path) -> None:
         for name, flags in (("bare", ()), ("f", ("-mesh-tls", str(foreign)))):
             text = refused(tmp_path, name, "-nats", tls_url, *flags)
             assert text.startswith(f"minishell: cannot join the mesh at {tls_url}: "), text
-        x = _joined(tmp_path, "x", "-nats", tls_url, "-mesh-tls", str(x_keys))
-        y = _joined(tmp_path, "y", "-nats", tls_url, "-mesh-tls", str(y_keys))
-        try:
-            _shares_a_pipe(x, y, "tls")
-        finally:
-            x.stop()
-            y.stop()
+        _two_share_a_pipe(tmp_path, "tls", ["-nats", tls_url, "-mesh-tls", str(x_keys)],
+                          ["-nats", tls_url, "-mesh-tls", str(y_keys)])

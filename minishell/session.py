@@ -26,6 +26,7 @@ from minishell.gostr import trim_space
 from minishell.history import History
 from minishell.language import expand, expand_alias
 from minishell.namespace import Namespaces
+from minishell.origin import FROM_MESH
 from minishell.plumber import Plumber, PlumberError, open_plumber
 from minishell.reply import Flags, Reply, Response
 
@@ -95,16 +96,20 @@ class Session:
         nodes that `mesh send` each other at once would otherwise wait for each
         other's command lock for ever (2.9's distributed deadlock, spec mesh §8.3).
         """
-        lender = self._lender
-        if lender is None:
+        token = FROM_MESH.set(True)
+        try:
+            lender = self._lender
+            if lender is not None:
+                borrowed = _Borrowed(line)
+                lender.queue.append(borrowed)
+                lender.arrived.set()
+                await borrowed.done.wait()
+                if borrowed.responses is not None:
+                    return borrowed.responses
+            # no command waiting on the mesh, or its wait ended first: take the lock
             return await self.run_responses(line)
-        borrowed = _Borrowed(line)
-        lender.queue.append(borrowed)
-        lender.arrived.set()
-        await borrowed.done.wait()
-        if borrowed.responses is None:  # the wait ended first: take the lock as usual
-            return await self.run_responses(line)
-        return borrowed.responses
+        finally:
+            FROM_MESH.reset(token)
 
     async def lend_while(self, wait: Callable[[], Awaitable[None]]) -> None:
         """Await `wait` (a command's wait for other nodes' answers; the caller holds the
@@ -140,9 +145,11 @@ class Session:
         async def collect(reply: Reply) -> None:
             replies.append(reply)
 
+        token = FROM_MESH.set(True)  # it runs in the waiting command's task
         try:
             await self._run_locked(borrowed.line, collect)
         finally:  # cancelled too (Ctrl-C on the waiting command): say what it got to
+            FROM_MESH.reset(token)
             borrowed.responses = [response for reply in replies
                                   for response in reply.responses]
             borrowed.done.set()

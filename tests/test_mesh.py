@@ -218,13 +218,21 @@ def test_nodes_sending_each_other_never_wait_for_each_other(tmp_path: Path) -> N
     """2.9 deadlocks when two nodes `mesh send` each other at once: each holds its
     command lock while it waits for the other's answer, which needs that lock. Here a
     command from the mesh runs inside the wait. Ctrl-C ends a wait at once."""
-    with mesh(tmp_path, ["a", "b"]) as (a, b):
+    with mesh(tmp_path, ["a", "b", "c"]) as (a, b, c):
         for _ in range(20):
             crossing = [_send(a, "b", "shell", "sleep", "0.1"),
                         _send(b, "a", "shell", "sleep", "0.1")]
             for client in crossing:
                 assert client.wait(timeout=10) == 0
         assert a.e("mesh send b echo still") == "b: still"
+        # A command run inside a waiting command's turn is still one from the mesh: it
+        # may not reach out to the mesh in turn.
+        waiting = _send(a, "b", "shell", "sleep", "3.25")
+        eventually(lambda: _running(b"/sleep\x003.25\x00"), "b running the command")
+        assert c.error("mesh send a mesh send b version") == (
+            "Error (a): cannot run `mesh send b version` via meshage")
+        assert waiting.poll() is None, "answered while a waited, in its turn"
+        assert waiting.wait(timeout=10) == 0
         waiting = _send(a, "b", "shell", "sleep", "7.25")
         eventually(lambda: _running(b"/sleep\x007.25\x00"), "b running the command")
         waiting.send_signal(signal.SIGINT)

@@ -12,7 +12,8 @@ from minishell import osfiles
 from minishell.commands.registry import Command, Context, Handler
 from minishell.errors import CommandError
 from minishell.gostr import GO_SPACE, duration_string, parse_uint
-from minishell.mesh.node import FROM_MESH, MeshError, Node
+from minishell.mesh.node import MeshError, Node
+from minishell.origin import FROM_MESH
 from minishell.ranges import unsplit_list
 from minishell.reply import Reply, Response
 

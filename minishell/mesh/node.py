@@ -18,7 +18,6 @@ hangs up again.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import json
 import logging
 import os
@@ -48,7 +47,6 @@ Header = dict[str, Any]
 MessageHandler = Callable[[Header, bytes], None]
 
 # Set while a command sent by another node runs here: `mesh send` refuses to nest.
-FROM_MESH: contextvars.ContextVar[bool] = contextvars.ContextVar("from_mesh", default=False)
 
 
 class MeshError(Exception):
@@ -383,11 +381,7 @@ class Node:
         self.start_soon(self._run_command, header["n"], header["id"], header["line"])
 
     async def _run_command(self, sender: str, request: str, line: str) -> None:
-        token_ = FROM_MESH.set(True)
-        try:
-            responses = await self._run_line(line)
-        finally:
-            FROM_MESH.reset(token_)
+        responses = await self._run_line(line)  # marked FROM_MESH by the session
         for hook in self.settle_hooks:
             await hook()
         answer = self.header("res")

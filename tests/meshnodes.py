@@ -170,15 +170,24 @@ def draining(*clients: PipeClient) -> Iterator[None]:
 
 def start_nodes(folder: Path, names: list[str], *flags: str) -> list[Node]:
     """Nodes started side by side and dialed into one mesh (each to the first)."""
-    nodes = [Node(folder, name, *flags) for name in names]
-    for node in nodes:
-        node.wait_ready()
-    for node in nodes[1:]:
-        node.dial(nodes[0])
-    everyone = sorted(names)
-    for node in nodes:
-        eventually(lambda node=node: node.e(".annotate false mesh list all")  # type: ignore[misc]
-                   == _unsplit(everyone), f"{node.name} seeing every node")
+    nodes: list[Node] = []
+    try:
+        for name in names:
+            nodes.append(Node(folder, name, *flags))
+        for node in nodes:
+            node.wait_ready()
+        for node in nodes[1:]:
+            node.dial(nodes[0])
+        everyone = sorted(names)
+        for node in nodes:
+            eventually(lambda node=node: node.e(".annotate false mesh list all")  # type: ignore[misc]
+                       == _unsplit(everyone), f"{node.name} seeing every node")
+    except BaseException:
+        # A mesh that did not come up leaves nothing running: the nodes are this
+        # process's children, and every later test checks that it has none.
+        for node in nodes:
+            node.stop()
+        raise
     return nodes
 
 

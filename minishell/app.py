@@ -27,6 +27,7 @@ from minishell.commands.cc import cc_server
 from minishell.commands.registry import registry
 from minishell.commands.scripts import read_command
 from minishell.console import Shown
+from minishell.errors import innermost
 from minishell.replay import in_sessions, remote, replay_all
 from minishell.server import ControlServer, ServeError, socket_path
 from minishell.session import Session, open_session
@@ -147,15 +148,8 @@ async def _join_mesh(options: argparse.Namespace, session: Session,
     try:
         await nursery.start(join, settings, session)
     except* JoinError as group:
-        failure = str(_first(group))
+        failure = str(innermost(group))
     return failure
-
-
-def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
 
 
 async def _headless() -> int:

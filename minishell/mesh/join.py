@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import trio
 
+from minishell.errors import innermost
 from minishell.mesh.bridge import Bridge, BridgeError, Credentials
 from minishell.mesh.natsd import NatsServer, ServerConfig, ServerError, TlsFiles
 from minishell.mesh.node import MeshError, Node
@@ -198,8 +199,8 @@ async def join(settings: MeshSettings, session: object, *,
             server = NatsServer(config)
             try:
                 await nursery.start(server.run)
-            except ServerError as error:
-                raise JoinError(f"cannot start the mesh: {error}") from None
+            except* ServerError as group:  # raised in the server's nursery: grouped
+                raise JoinError(f"cannot start the mesh: {innermost(group)}") from None
             urls = [server.client_url.replace("nats://", "tls://") if files
                     else server.client_url]
         try:

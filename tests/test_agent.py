@@ -10,7 +10,6 @@ wait is for a message or a condition, under a deadline.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from captures import needs_captures, stream
 from plumbing import children
 
 from minishell.cc.agent import plumber as local_plumber
@@ -44,9 +44,6 @@ from minishell.protocol.ron import (
     TunnelType,
 )
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "cc" / "captures"
-needs_captures = pytest.mark.skipif(not CAPTURES.is_dir(),
-                                    reason="../shared/cc/captures is absent")
 UUID = "11111111-1111-1111-1111-111111111111"
 WAIT = 10.0  # seconds any one expected message may take
 PIPE = MessageType.PIPE
@@ -264,9 +261,7 @@ def exec_command(command_id: int, *argv: str, **fields: object) -> Command:
 
 
 def capture(vm: str, direction: str) -> list[Message]:
-    chunks = [json.loads(line) for line in (CAPTURES / f"{vm}.jsonl").read_text().splitlines()]
-    stream = b"".join(bytes.fromhex(c["hex"]) for c in chunks if c["dir"] == direction)
-    return RonCodec().feed(stream)
+    return RonCodec().feed(stream(vm, direction))
 
 
 def shape(value: object) -> object:

@@ -13,10 +13,9 @@ Three sources:
 from __future__ import annotations
 
 import functools
-import json
-from pathlib import Path
 
 import pytest
+from captures import needs_captures, stream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,10 +42,6 @@ from minishell.protocol.ron import (
     TunnelMessage,
 )
 
-# shared/ sits beside the repository (in CI too); tests that need it skip without it.
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "cc" / "captures"
-needs_captures = pytest.mark.skipif(not CAPTURES.is_dir(),
-                                    reason="../shared/cc/captures is absent")
 STREAMS = [f"{vm} {direction}" for vm in ("vmA", "vmB", "vmC") for direction in ("host", "guest")]
 
 # ron.md: the 13 descriptors each side sends before its first value, in this order
@@ -169,13 +164,9 @@ VECTORS = {
 }
 
 
-@functools.cache
 def capture(name: str) -> bytes:
-    """One direction of a capture, its chunks joined: RON, then the gob stream."""
-    vm, direction = name.split()
-    lines = (CAPTURES / f"{vm}.jsonl").read_text().splitlines()
-    chunks = [json.loads(line) for line in lines]
-    return b"".join(bytes.fromhex(chunk["hex"]) for chunk in chunks if chunk["dir"] == direction)
+    """One direction of a capture ("vmA host"), its chunks joined."""
+    return stream(*name.split())
 
 
 def frame_ends(stream: bytes) -> list[int]:

@@ -8,10 +8,9 @@ pty or a socket split it.
 from __future__ import annotations
 
 import itertools
-import json
-from pathlib import Path
 
 import pytest
+from captures import chunks, needs_captures
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,8 +24,6 @@ from minishell.protocol.ron import (
     RonCodec,
     SerialSplitter,
 )
-
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "cc" / "captures"
 
 
 def agent_stream(lines: list[bytes], uuid: str = "1111") -> bytes:
@@ -150,11 +147,9 @@ def test_a_length_that_makes_no_sense_is_passed_on_for_the_decoder_to_refuse() -
     assert splitter.take() == MAGIC + b"\xf0garbage RON more" and not splitter.ended
 
 
-@pytest.mark.skipif(not CAPTURES.is_dir(), reason="../shared/cc/captures is absent")
+@needs_captures
 @pytest.mark.parametrize("vm", ["vmA", "vmB", "vmC"])
 def test_real_miniccc_streams_are_one_connection_each(vm: str) -> None:
     """What a real miniccc 2.9 sent over its serial line, read in its real chunks."""
-    chunks = [bytes.fromhex(record["hex"]) for line in
-              (CAPTURES / f"{vm}.jsonl").read_text().splitlines()
-              for record in [json.loads(line)] if record["dir"] == "guest"]
-    assert connections(chunks) == [b"".join(chunks)]
+    sent = list(chunks(vm, "guest"))
+    assert connections(sent) == [b"".join(sent)]

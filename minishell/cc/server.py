@@ -133,13 +133,7 @@ class CcServer:
 
     async def _accept_on(self, listener: trio.SocketListener) -> None:
         while True:
-            try:
-                stream = await listener.accept()
-            except OSError as error:  # out of descriptors: wait for some to close
-                log.warning("cc: cannot accept an agent: %s", error)
-                await trio.sleep(1)
-                continue
-            self.adopt(stream)
+            self.adopt(await _next_agent(listener))
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -242,6 +236,16 @@ class CcServer:
 
 class _Refused(Exception):
     pass
+
+
+async def _next_agent(listener: trio.SocketListener) -> trio.SocketStream:
+    """The next agent's connection; out of descriptors, wait for some to close."""
+    while True:
+        try:
+            return await listener.accept()
+        except OSError as error:
+            log.warning("cc: cannot accept an agent: %s", error)
+            await trio.sleep(1)
 
 
 async def _handshake(stream: trio.abc.Stream) -> tuple[ron.RonCodec, ron.Message,
@@ -550,12 +554,7 @@ async def serve_agents(path: str, server_for: Callable[[], Awaitable[CcServer]],
     try:
         task_status.started()
         while True:
-            try:
-                stream = await listener.accept()
-            except OSError as error:  # out of descriptors: wait for some to close
-                log.warning("cc: cannot accept an agent: %s", error)
-                await trio.sleep(1)
-                continue
+            stream = await _next_agent(listener)
             (await server_for()).adopt(stream)
     finally:
         await trio.aclose_forcefully(listener)

@@ -6,13 +6,14 @@ minimega is: `mesh list` shows it alone, `mesh send` reaches nobody.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import contextlib
+from collections.abc import Iterator
 
 from minishell import osfiles
 from minishell.commands.registry import Command, Context, Handler
 from minishell.errors import CommandError
 from minishell.gostr import GO_SPACE, duration_string, parse_uint
-from minishell.mesh.node import MeshError, Node
+from minishell.mesh.node import MeshError, Node, recipients
 from minishell.origin import FROM_MESH
 from minishell.ranges import unsplit_list
 from minishell.reply import Reply, Response
@@ -120,13 +121,15 @@ async def mesh_timeout(ctx: Context, command: Command) -> Response | None:
 
 async def mesh_dial(ctx: Context, command: Command) -> Response | None:
     node = _required(ctx)
-    await _or_error(node.dial(command.string("hostname")))
+    with _as_command_error():
+        await node.dial(command.string("hostname"))
     return None
 
 
 async def mesh_hangup(ctx: Context, command: Command) -> Response | None:
     node = _required(ctx)
-    await _or_error(node.hangup(command.string("hostname")))
+    with _as_command_error():
+        await node.hangup(command.string("hostname"))
     return None
 
 
@@ -137,9 +140,11 @@ def _required(ctx: Context) -> Node:
     return node
 
 
-async def _or_error(action: Awaitable[None]) -> None:
+@contextlib.contextmanager
+def _as_command_error() -> Iterator[None]:
+    """The mesh's refusals, as the command's error."""
     try:
-        await action
+        yield
     except MeshError as error:
         raise CommandError(str(error)) from None
 
@@ -150,13 +155,9 @@ async def mesh_send(ctx: Context, command: Command) -> Response | None:
         raise CommandError(f"cannot run `{requote(command.source)}` via meshage")
     hosts = command.string("hostname")
     node = _node(ctx)
-    try:
-        if node is None:
-            responses = _alone(ctx, hosts)
-        else:
-            responses = await node.mesh_send(hosts, line)
-    except MeshError as error:
-        raise CommandError(str(error)) from None
+    with _as_command_error():
+        responses = (_alone(ctx, hosts) if node is None
+                     else await node.mesh_send(hosts, line))
     if responses:
         await ctx.emit(Reply(responses, ctx.session.flags))
     return None
@@ -172,28 +173,14 @@ async def across_namespace(ctx: Context, words: list[str]) -> list[Response] | N
     if node is None or not others or FROM_MESH.get():
         return None
     line = requote(["namespace", ctx.namespace.name, *words])
-    try:
+    with _as_command_error():
         return await node.mesh_send(unsplit_list(others), line)
-    except MeshError as error:
-        raise CommandError(str(error)) from None
 
 
 def _alone(ctx: Context, hosts: str) -> list[Response]:
     """`mesh send` on a node without a mesh: nobody to reach."""
-    from minishell.ranges import RangeError, split_list
-
-    try:
-        names = split_list(hosts)
-    except RangeError as error:
-        raise MeshError(str(error)) from None
-    if "all" in names:
-        if len(names) > 1:
-            raise MeshError("wildcard included amongst list of recipients")
-        return []
-    if names == [ctx.hostname]:
-        raise MeshError("cannot mesh send yourself")
-    return [Response(name, error="no route to host")
-            for name in sorted(set(names) - {ctx.hostname})]
+    _, unreachable = recipients(hosts, ctx.hostname, [ctx.hostname])
+    return [Response(name, error="no route to host") for name in sorted(unreachable)]
 
 
 def _peer_names(session: object) -> list[str]:

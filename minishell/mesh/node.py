@@ -99,6 +99,24 @@ class _Pending:
             self.changed.set()
 
 
+def recipients(hosts: str, me: str, live: list[str]) -> tuple[list[str], list[str]]:
+    """(live recipients, the others) for `mesh send`'s host list, sent by `me` with the
+    nodes `live` (`me` among them); MeshError with 2.9's text if the list is bad."""
+    try:
+        names = split_list(hosts)
+    except RangeError as error:
+        raise MeshError(str(error)) from None
+    if WILDCARD in names:
+        if len(names) > 1:
+            raise MeshError("wildcard included amongst list of recipients")
+        return [name for name in live if name != me], []
+    if names == [me]:
+        raise MeshError("cannot mesh send yourself")
+    wanted = [name for name in dict.fromkeys(names) if name != me]
+    reachable = [name for name in wanted if name in live]
+    return reachable, [name for name in wanted if name not in reachable]
+
+
 RunLine = Callable[[str], Awaitable[list[Response]]]
 Lend = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
 
@@ -329,22 +347,7 @@ class Node:
 
     def recipients(self, hosts: str) -> tuple[list[str], list[str]]:
         """(live recipients, the others) for `mesh send`'s host list; MeshError if bad."""
-        try:
-            names = split_list(hosts)
-        except RangeError as error:
-            raise MeshError(str(error)) from None
-        if WILDCARD in names:
-            if len(names) > 1:
-                raise MeshError("wildcard included amongst list of recipients")
-            return [name for name in self.live() if name != self.name], []
-        if names == [self.name]:
-            raise MeshError("cannot mesh send yourself")
-        seen: list[str] = []
-        for name in names:
-            if name != self.name and name not in seen:
-                seen.append(name)
-        live = [name for name in seen if self.alive(name)]
-        return live, [name for name in seen if name not in live]
+        return recipients(hosts, self.name, self.live())
 
     async def mesh_send(self, hosts: str, line: str) -> list[Response]:
         """Run `line` on the hosts; one response per host and per reply, hosts in name

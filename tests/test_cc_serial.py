@@ -119,7 +119,10 @@ def test_three_agents_over_serial_beside_one_over_the_unix_socket(
     assert instance.e("cc exitcode 2 vmB") == "0"
     assert instance.pipes() == [["minimega//bar", "0", "0"]]
 
-    instance.e("clear cc")  # the serial lines go with the rest
+    instance.e("clear cc")  # commands and responses go; the VMs' agents stay, as in 2.9
+    assert [row[2] for row in instance.listed()] == ["connected"] * 3
+    assert instance.clients() == 4
+    instance.e("clear cc serial")
     assert instance.listed() == []
     eventually(lambda: instance.clients() == 1, "only vmD left")
 

@@ -23,7 +23,7 @@ How a line behaves (minimega 2.9's serial clients, and better where it is carele
 - The VM going away (qemu exits) closes the line: the path is `waiting` again.
 
 Every task is in SerialLinks' nursery, itself a task of its CcServer, so
-`clear cc serial`, `clear cc`, `clear namespace` and `clear all` stop them by
+`clear cc serial`, `clear namespace` and `clear all` stop them by
 cancellation, and the sockets close as the tasks end.
 """
 

@@ -273,8 +273,8 @@ async def clear_cc(ctx: Context, command: Command) -> Response | None:
         await server.responses.run(server.responses.delete)
     if not chosen or "prefix" in chosen:
         server.prefix = ""
-    if not chosen:
-        await server.serial.clear()
+    # The serial ports stay dialed: they stand for VMs, whose agents 2.9's `clear cc`
+    # leaves connected (as it leaves network agents); `clear cc serial` stops them.
     return None
 
 
@@ -403,8 +403,8 @@ HANDLERS = (
             "a row of its own.\n"
             "\n"
             "\"clear cc serial [path]\" stops dialing a path, or a glob and what it found,\n"
-            "or everything, and drops the agents connected over them; so do \"clear cc\" and\n"
-            "\"clear all\"."
+            "or everything, and drops the agents connected over them; so does \"clear all\".\n"
+            "\"clear cc\" leaves them dialed, as minimega leaves its VMs' agents connected."
         ),
         call=cc_serial,
         minimega=False,

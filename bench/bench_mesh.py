@@ -1,9 +1,11 @@
 """The mesh's speed, beside plain nats-py in the same run; every byte is checked.
 
-    python3 bench/bench_mesh.py [--lines N] [--only SCENARIO]...
+    python3 bench/bench_mesh.py [--lines N] [--only SCENARIO]... [--minishell PATH]
 
 Starts real `minishell -mesh -nostdin` nodes on loopback (each with its own
-nats-server), real `-pipe` clients, and measures:
+nats-server), real `-pipe` clients (the `minishell` command users run, the one
+installed beside this Python unless --minishell says which; its Python front
+end if none is), and measures:
 - plain nats-py through one local nats-server: 16-byte lines, one per NATS
   message and packed into 64 KiB messages (the ceiling the mesh is held to);
 - stream across two nodes: a `-pipe` writer on one, a `-pipe` reader on the other;
@@ -12,7 +14,7 @@ nats-server), real `-pipe` clients, and measures:
 - latency across nodes at 100 messages/s (p50, p99), beside its two floors
   measured the same way in the same run: one node alone (`-pipe` to `-pipe`,
   the clients' and the benchmark's share) and nats-py alone, one way through
-  two routed nats-servers (NATS's share);
+  two routed nats-servers (NATS's share), in one process and in two, as nodes are;
 - `mesh send all version` on 4 nodes.
 Prints one Markdown table, and the load average before and after.
 """
@@ -39,6 +41,9 @@ from meshnodes import DAEMON, Node, eventually, free_port, mesh
 from minishell.mesh.natsd import find_server
 
 
+CLIENT = DAEMON  # the -pipe client program: main() sets it
+
+
 def lines_of(count: int, tag: bytes = b"") -> bytes:
     """`count` 16-byte lines (15 characters and a newline), each distinct."""
     return b"".join(b"%s%0*d\n" % (tag, 15 - len(tag), number) for number in range(count))
@@ -48,18 +53,24 @@ class Reader:
     """A `-pipe` reader whose output is counted (and hashed) in a thread."""
 
     def __init__(self, node: Node, pipe: str, expected: int) -> None:
-        self.process = subprocess.Popen([*DAEMON, "-base", str(node.base), "-pipe", pipe],
+        self.process = subprocess.Popen([*CLIENT, "-base", str(node.base), "-pipe", pipe],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.expected = expected
         self.data = bytearray()
         self.done = threading.Event()
         self.finished_at = 0.0
+        # When the last chunk arrived (perf_counter_ns), taken by the thread that read it:
+        # a latency is measured to there, not to when another thread noticed.
+        self.arrived_at = 0
+        self.arrival = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
         while chunk := self.process.stdout.read1(1 << 20):
+            self.arrived_at = time.perf_counter_ns()
             self.data += chunk
+            self.arrival.set()
             if len(self.data) >= self.expected and not self.done.is_set():
                 self.finished_at = time.monotonic()
                 self.done.set()
@@ -135,7 +146,7 @@ def stream(folder: Path, count: int) -> float:
         eventually(lambda: n2.table(".columns readers pipe") == [["n2", "1"]], "reader")
         n2.settle(n1)
         started = time.monotonic()
-        writer = subprocess.run([*DAEMON, "-base", str(n1.base), "-pipe", "s"], input=data,
+        writer = subprocess.run([*CLIENT, "-base", str(n1.base), "-pipe", "s"], input=data,
                                 stdout=subprocess.DEVNULL, check=True)
         del writer
         assert reader.done.wait(120), f"{len(reader.data)} of {len(data)} bytes"
@@ -155,7 +166,7 @@ def fan_out(folder: Path, count: int) -> float:
         for node in nodes:
             node.settle(*[other for other in nodes if other is not node])
         started = time.monotonic()
-        subprocess.run([*DAEMON, "-base", str(nodes[0].base), "-pipe", "f"], input=data,
+        subprocess.run([*CLIENT, "-base", str(nodes[0].base), "-pipe", "f"], input=data,
                        stdout=subprocess.DEVNULL, check=True)
         for reader in readers:
             assert reader.done.wait(120)
@@ -180,7 +191,7 @@ def round_robin(folder: Path, count: int) -> tuple[float, float]:
         # into rr (a writer only), so that the six readers are all of rr's.
         nodes[0].e("plumb src rr")
         started = time.monotonic()
-        subprocess.run([*DAEMON, "-base", str(nodes[0].base), "-pipe", "src"], input=data,
+        subprocess.run([*CLIENT, "-base", str(nodes[0].base), "-pipe", "src"], input=data,
                        stdout=subprocess.DEVNULL, check=True)
         eventually(lambda: sum(len(r.data) for r in readers) >= len(data),
                    "the readers' shares", 120)
@@ -219,20 +230,21 @@ def latency_one_node(folder: Path, count: int) -> tuple[float, float]:
 def timed_lines(node: Node, reader: Reader, count: int) -> tuple[float, float]:
     """A `-pipe` writer on `node` writes `count` lines 10 ms apart: the p50 and p99 in
     us of the time each takes to reach `reader` (which it then closes)."""
-    writer = subprocess.Popen([*DAEMON, "-base", str(node.base), "-pipe", "lat"],
+    writer = subprocess.Popen([*CLIENT, "-base", str(node.base), "-pipe", "lat"],
                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert writer.stdin is not None
     samples = []
     for number in range(count):
         line = b"%015d\n" % number
         before = len(reader.data)
-        sent = time.monotonic()
-        writer.stdin.write(line)
-        writer.stdin.flush()
+        reader.arrival.clear()
+        sent = time.perf_counter_ns()
+        os.write(writer.stdin.fileno(), line)
         while len(reader.data) < before + 16:
-            time.sleep(0.00002)
-        samples.append(time.monotonic() - sent)
-        time.sleep(max(0.0, 0.01 - (time.monotonic() - sent)))
+            assert reader.arrival.wait(10), f"line {number} did not arrive"
+            reader.arrival.clear()
+        samples.append((reader.arrived_at - sent) / 1e9)
+        time.sleep(max(0.0, 0.01 - (time.perf_counter_ns() - sent) / 1e9))
     writer.stdin.close()
     writer.wait()
     assert bytes(reader.data) == b"".join(b"%015d\n" % number for number in range(count))
@@ -245,10 +257,25 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return samples[len(samples) // 2] * 1e6, samples[int(len(samples) * 0.99)] * 1e6
 
 
-def latency_nats(count: int) -> tuple[float, float]:
+SUBSCRIBER = """
+import asyncio, sys, time, nats
+async def main():
+    nc = await nats.connect(sys.argv[1])
+    async def on_message(message):
+        arrived = time.perf_counter_ns()  # first: the write below is not NATS's share
+        sys.stdout.buffer.write(b"%d %s\\n" % (arrived, message.data.hex().encode()))
+        sys.stdout.flush()
+    await nc.subscribe("lat", cb=on_message)
+    await nc.flush()
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def latency_nats(count: int, *, apart: bool) -> tuple[float, float]:
     """nats-py alone, one way through two routed nats-servers (as between two nodes),
-    a publisher on one and a subscriber on the other, in one asyncio process, at
-    100 messages/s: the floor NATS sets."""
+    a publisher on one and a subscriber on the other, at 100 messages/s: the floor
+    NATS sets. In one asyncio process, or (`apart`) in two, as two nodes are."""
     import nats
 
     folder = tempfile.mkdtemp()
@@ -259,14 +286,29 @@ def latency_nats(count: int) -> tuple[float, float]:
     try:
         async def run() -> list[float]:
             publisher = await nats.connect(servers[0][1])
-            subscriber = await nats.connect(servers[1][1])
-            arrived: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+            arrived: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
+            if apart:
+                child = await asyncio.create_subprocess_exec(
+                    sys.executable, "-c", SUBSCRIBER, servers[1][1],
+                    stdout=asyncio.subprocess.PIPE)
+                assert child.stdout is not None
+                stdout = child.stdout
 
-            async def on_message(message: object) -> None:
-                arrived.put_nowait((time.monotonic(), message.data))  # type: ignore[attr-defined]
+                async def relay() -> None:
+                    while line := await stdout.readline():
+                        when, _, data = line.rstrip(b"\n").partition(b" ")
+                        arrived.put_nowait((int(when), bytes.fromhex(data.decode())))
 
-            await subscriber.subscribe("lat", cb=on_message)
-            await subscriber.flush()
+                relaying = asyncio.ensure_future(relay())
+            else:
+                subscriber = await nats.connect(servers[1][1])
+
+                async def on_message(message: object) -> None:
+                    arrived.put_nowait((time.perf_counter_ns(),
+                                        message.data))  # type: ignore[attr-defined]
+
+                await subscriber.subscribe("lat", cb=on_message)
+                await subscriber.flush()
             while arrived.empty():  # until the route carries the interest
                 await publisher.publish("lat", b"")
                 await asyncio.sleep(0.01)
@@ -276,14 +318,19 @@ def latency_nats(count: int) -> tuple[float, float]:
             samples = []
             for number in range(count):
                 line = b"%015d\n" % number
-                sent = time.monotonic()
+                sent = time.perf_counter_ns()
                 await publisher.publish("lat", line)
                 when, data = await asyncio.wait_for(arrived.get(), 10)
                 assert data == line
-                samples.append(when - sent)
-                await asyncio.sleep(max(0.0, 0.01 - (time.monotonic() - sent)))
+                samples.append((when - sent) / 1e9)
+                await asyncio.sleep(max(0.0, 0.01 - (time.perf_counter_ns() - sent) / 1e9))
             await publisher.close()
-            await subscriber.close()
+            if apart:
+                child.kill()
+                await child.wait()
+                relaying.cancel()
+            else:
+                await subscriber.close()
             return samples
 
         return percentiles(asyncio.run(run()))
@@ -312,7 +359,13 @@ def main() -> int:
     parser.add_argument("--only", choices=SCENARIOS, action="append",
                         help="run only this scenario (repeatable; the nats-py rows that "
                         "it is compared with run too)")
+    parser.add_argument("--minishell", type=Path, help="the `minishell` command whose -pipe "
+                        "clients to run (default: the one installed beside this Python)")
     options = parser.parse_args()
+    global CLIENT
+    installed = Path(sys.executable).with_name("minishell")
+    program = options.minishell or (installed if installed.exists() else None)
+    CLIENT = [str(program)] if program is not None else DAEMON
     only = set(options.only or SCENARIOS)
     load_before = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="bench-mesh-"))
@@ -343,9 +396,10 @@ def main() -> int:
         solo50, solo99 = latency_one_node(folder / "solo", 1000)
         rows.append(("floor: the same on one node, no mesh", f"{solo50:.0f} / {solo99:.0f} us",
                      ""))
-        nats50, nats99 = latency_nats(1000)
-        rows.append(("floor: nats-py alone, one way through two routed servers",
-                     f"{nats50:.0f} / {nats99:.0f} us", ""))
+        for apart, where in ((False, "one process"), (True, "two processes")):
+            nats50, nats99 = latency_nats(1000, apart=apart)
+            rows.append((f"floor: nats-py alone, one way through two routed servers, {where}",
+                         f"{nats50:.0f} / {nats99:.0f} us", ""))
     if "send" in only:
         send = mesh_send(folder / "send")
         rows.append(("`mesh send all version` on 4 nodes, median of 50", f"{send:.1f} ms",
@@ -353,7 +407,8 @@ def main() -> int:
     print("| scenario | measured | target |\n|---|---|---|")
     for row in rows:
         print(f"| {row[0]} | {row[1]} | {row[2]} |")
-    print(f"\nload average before: {load_before[0]:.2f}, after: {os.getloadavg()[0]:.2f}")
+    print(f"\n-pipe clients: {' '.join(CLIENT)}")
+    print(f"load average before: {load_before[0]:.2f}, after: {os.getloadavg()[0]:.2f}")
     return 0
 
 

@@ -8,9 +8,11 @@ synchronous code. A wake-up is one hop and no more, for a lone message's sake:
 on the asyncio side a callback that resolves the future the publishing task
 waits on, on the trio side the dispatch itself, run as the run_sync_soon
 callback (no task to wake). Measured (ecosystem.md (g)): 1.0-1.3x plain nats-py; a
-hand-over per message, or trio-asyncio around every call, 0.04-0.2x. The loop
-is an explicit SelectorEventLoop (trio-asyncio, never imported here, would
-otherwise hand back its own).
+hand-over per message, or trio-asyncio around every call, 0.04-0.2x. A lone
+message pays a wake-up on each side (50-100 us on an idle machine); nats-py on
+trio's own thread (trio-asyncio) measured no faster one way (README, mesh speed),
+so the thread stays. The loop is an explicit SelectorEventLoop (trio-asyncio,
+never imported here, would otherwise hand back its own).
 
 Both queues are bounded in bytes. Data publishes wait (in trio) while the
 outgoing queue is over its bound; control messages (heartbeats, small

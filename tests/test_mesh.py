@@ -6,10 +6,11 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from meshnodes import DAEMON, Node, eventually, mesh
+from meshnodes import DAEMON, Node, eventually, free_port, mesh
 
 from minishell.session import Session
 
@@ -75,13 +76,14 @@ def test_mesh_commands_on_three_nodes(tmp_path: Path) -> None:
             "Error (head): dial 127.0.0.1:1: connection refused")
         assert head.error(f"mesh dial 127.0.0.1:{head.port}") == (
             "Error (head): cannot mesh dial yourself")
-        # mm2 dialed head (start_nodes dials every node to the first): it hangs up.
-        mm2.e("mesh hangup mm1")  # its route to mm1 (the first node) goes
+        # mm2 dialed mm1 (start_nodes dials every node to the first): it hangs up.
+        mm2.e("mesh hangup mm1")
         assert mm2.error("mesh hangup mm1") == "Error (mm2): not connected to mm1"
 
 
 def test_refusals_leave_nothing_behind(tmp_path: Path) -> None:
-    """Wrong context, duplicate name, port taken, -mesh-listen without TLS."""
+    """Wrong context, port taken, -mesh-listen without TLS (a duplicate name:
+    test_a_second_node_of_one_name_stays_out)."""
     with mesh(tmp_path, ["a"]) as (a,):
         other = Node(tmp_path, "b", "-context", "beta")
         same = Node(tmp_path, "a2", "-port", str(a.port))
@@ -100,20 +102,87 @@ def test_refusals_leave_nothing_behind(tmp_path: Path) -> None:
         finally:
             other.stop()
             same.stop()
-        twin = Node(tmp_path / "twin", "a")
-        try:
-            twin.wait_ready()
-            assert twin.error(f"mesh dial 127.0.0.1:{a.port}") == (
-                f"Error (a): dial 127.0.0.1:{a.port}: a node named a is already in the mesh "
-                "there; hung up")
-        finally:
-            twin.stop()
         open_node = Node(tmp_path, "c", "-mesh-listen", "0.0.0.0")
         assert open_node.process is not None
         assert open_node.process.wait(timeout=20) == 1
         assert open_node.log_text().strip() == (
             "minishell: -mesh-listen 0.0.0.0 lets other machines in: give it certificates "
             "(-mesh-tls DIR, made by minishell -mesh-keygen DIR), or say -mesh-insecure")
+
+
+def test_dial_and_hangup_name_the_right_node(tmp_path: Path) -> None:
+    """Across machines every node has the same port (9000): here two nodes share one
+    port on two loopback addresses. A dial to a node already connected, directly or
+    by NATS's gossip, says so; a hangup by name drops that node's route alone."""
+    port = free_port()
+    q1 = Node(tmp_path, "q1")
+    q2 = Node(tmp_path, "q2", "-mesh-listen", "127.0.0.2", port=port)
+    q3 = Node(tmp_path, "q3", "-mesh-listen", "127.0.0.3", port=port)
+    try:
+        for node in (q1, q2, q3):
+            node.wait_ready()
+        q1.e(f"mesh dial 127.0.0.2:{port}")
+        q1.e(f"mesh dial 127.0.0.3:{port}")
+        for node in (q1, q2, q3):
+            eventually(lambda node=node: node.e(".annotate false mesh list all")  # type: ignore[misc]
+                       == "q[1-3]", f"{node.name} seeing every node")
+        assert q1.error(f"mesh dial 127.0.0.3:{port}") == (
+            f"Error (q1): already connected to 127.0.0.3:{port}")
+        assert q2.error(f"mesh dial 127.0.0.3:{port}") == (  # connected by gossip
+            f"Error (q2): already connected to 127.0.0.3:{port}")
+        assert q2.error(f"mesh dial 127.0.0.1:{q1.port}") == (  # q1 dialed it
+            f"Error (q2): already connected to 127.0.0.1:{q1.port}")
+        q1.e("mesh hangup q2")
+        eventually(lambda: q1.e(".annotate false mesh list all") == "q[1,3]",
+                   "q2 gone from q1, q3 still there")
+        assert q1.e("mesh send q3 version") == f"q3: {VERSION}"
+        assert q1.error("mesh hangup q2") == "Error (q1): not connected to q2"
+    finally:
+        for node in (q1, q2, q3):
+            node.stop()
+
+
+def _holds_for(seconds: float, check: Callable[[], bool]) -> bool:
+    """True if `check` holds every time it is asked, for `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not check():
+            return False
+    return True
+
+
+def test_a_second_node_of_one_name_stays_out(tmp_path: Path) -> None:
+    """Two nodes named a: the one that joined later stays out, whether it dials the
+    mesh or is dialed into it; the mesh goes on hearing the first a, its commands
+    answered without a wait, its name never flipping between the two."""
+    with mesh(tmp_path, ["a", "b"]) as (a, b):
+        a.e("pipe first x")
+
+        def real_a_answers() -> bool:
+            return b.table("mesh send a .columns name pipe") == [["a", "minimega//first"]]
+
+        twin = Node(tmp_path / "twin", "a")
+        try:
+            twin.wait_ready()
+            assert twin.error(f"mesh dial 127.0.0.1:{a.port}") == (
+                f"Error (a): dial 127.0.0.1:{a.port}: a node named a is already in the mesh "
+                "there; hung up")
+            # Past DEAD_AFTER (2 s), when a twin that still heard anything would be back.
+            assert _holds_for(3, real_a_answers)
+            assert twin.e(".annotate false mesh list all") == "a"
+            assert "another node named a is in mesh minimega" in twin.log_text()
+        finally:
+            twin.stop()
+        loner = Node(tmp_path / "loner", "a")  # up first, alone: it joins when dialed
+        try:
+            loner.wait_ready()
+            b.e(f"mesh dial 127.0.0.1:{loner.port}")
+            assert _holds_for(3, real_a_answers)
+            assert a.e("mesh send b version") == f"b: {VERSION}"
+            assert loner.e(".annotate false mesh list all") == "a"
+        finally:
+            loner.stop()
+        assert "a restarted" not in b.log_text()
 
 
 def _server_pid(node: Node) -> int:

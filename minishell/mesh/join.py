@@ -12,6 +12,7 @@ import base64
 import ipaddress
 import json
 import os
+import secrets
 import ssl
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import trio
 from minishell.errors import innermost
 from minishell.mesh.bridge import Bridge, BridgeError, Credentials
 from minishell.mesh.natsd import NatsServer, ServerConfig, ServerError, TlsFiles
-from minishell.mesh.node import MeshError, Node
+from minishell.mesh.node import MeshError, Node, token
 
 # The files `minishell -mesh-keygen DIR` writes, and -mesh-tls DIR reads.
 CA_FILE = "ca.pem"
@@ -195,7 +196,8 @@ async def join(settings: MeshSettings, session: object, *,
             config = ServerConfig(context=settings.context,
                                   folder=os.path.join(settings.base, "mesh"),
                                   cluster_host=settings.listen, cluster_port=settings.port,
-                                  tls=files)
+                                  tls=files,
+                                  server_name=f"{token(settings.name)}-{secrets.token_hex(4)}")
             server = NatsServer(config)
             try:
                 await nursery.start(server.run)

@@ -40,6 +40,9 @@ PR_SET_PDEATHSIG = 1
 START_TIMEOUT = 10.0
 STOP_GRACE = 3.0
 RESTART_DELAY = 0.2
+# Down this long, a server is given up by those that had routed to it by gossip (they
+# try such a route once more, within 100 ms, when connect_retries is 0).
+LEAVE_PAUSE = 1.0
 LOG_LINES = 200
 MAX_PAYLOAD = 8 * 1024 * 1024
 
@@ -77,6 +80,9 @@ class ServerConfig:
     client_port: int = -1
     tls: TlsFiles | None = None
     routes: list[str] = field(default_factory=list)
+    # Unique per node (its name and a random tag): the route INFO a dial reads and the
+    # routes the server lists say which node is at the other end.
+    server_name: str = ""
 
     def render(self) -> str:
         cluster: dict[str, object] = {
@@ -85,6 +91,9 @@ class ServerConfig:
             "routes": list(self.routes),
             # Routes to nodes not up yet are retried every second, for ever.
             "connect_retries": 0,
+            # The node's client knows this server alone: told of the others' client ports,
+            # it would move to one of them while its own restarts, and stay there.
+            "no_advertise": True,
         }
         config: dict[str, object] = {
             "listen": f"{_host(self.client_host)}:{self.client_port}",
@@ -96,6 +105,8 @@ class ServerConfig:
             "write_deadline": "10s",
             "cluster": cluster,
         }
+        if self.server_name:
+            config["server_name"] = self.server_name
         if self.tls is not None:
             tls = {"cert_file": self.tls.cert, "key_file": self.tls.key,
                    "ca_file": self.tls.ca, "verify": True, "timeout": 5}
@@ -136,6 +147,7 @@ class NatsServer:
         self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
         self._log_changed = trio.Event()
         self._stopping = False
+        self._leaving = False  # stopped by leave_routes: started again at once, no error
 
     @property
     def config_path(self) -> str:
@@ -161,11 +173,15 @@ class NatsServer:
                 task_status.started(self)
                 while True:
                     status = await self._wait_exit()
-                    lines = " / ".join(list(self.log_lines)[-2:])
-                    logger.error("mesh: nats-server exited (status %s), restarting it: %s",
-                                 status, lines)
-                    self.restarts += 1
-                    await trio.sleep(RESTART_DELAY)
+                    if self._leaving:
+                        self._leaving = False
+                        await trio.sleep(LEAVE_PAUSE)
+                    else:
+                        lines = " / ".join(list(self.log_lines)[-2:])
+                        logger.error("mesh: nats-server exited (status %s), restarting it: %s",
+                                     status, lines)
+                        self.restarts += 1
+                        await trio.sleep(RESTART_DELAY)
                     await self._start(nursery)
         finally:
             with trio.CancelScope(shield=True):
@@ -193,6 +209,14 @@ class NatsServer:
         self._write_config()
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGHUP)
+
+    def leave_routes(self) -> None:
+        """Drop every route, those dialed and those other servers made to this one (which
+        a reload keeps): the server starts again without any."""
+        self.config.routes.clear()
+        if self.process is not None and self.process.poll() is None:
+            self._leaving = True
+            self.process.terminate()
 
     def kill_for_test(self) -> None:
         """SIGKILL the server (tests: the node must notice and start it again)."""

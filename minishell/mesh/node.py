@@ -12,7 +12,11 @@ restarted under the same name is a new one, and what was meant for the old
 one is ignored. A heartbeat from another incarnation under this node's own
 name means a duplicate name: refused at start (with -nats: a node listens for
 one before its first heartbeat), and a `mesh dial` that would bring one in
-hangs up again.
+hangs up again. Whichever way two nodes of one name meet (a dial, or a route
+NATS's gossip made), the one that joined later (see `_joined`) stays out: it
+says nothing, hears nothing and counts no peers until the other has been silent
+for DEAD_AFTER; the other nodes keep hearing the first, never a name flipping
+between two nodes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import secrets
 import socket
 import ssl
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,6 +164,13 @@ class Node:
         self._nursery: trio.Nursery | None = None
         self._duplicate: str | None = None
         self._duplicate_seen = trio.Event()
+        self._dialed: dict[str, str] = {}  # route URL -> the server name its INFO gave
+        # When this node last joined a mesh (started, dialed, or first heard a peer while
+        # alone): of two nodes of one name, the one that joined later stays out.
+        self._joined = 0.0
+        self._shadowed_by: str | None = None  # the other node of this name, while it is heard
+        self._shadow_heard = 0.0
+        self._namesakes: deque[str] = deque(maxlen=16)  # second nodes of a name, logged
 
     # -- the task ---------------------------------------------------------------------------
 
@@ -170,6 +182,7 @@ class Node:
         self.on("bye", self._on_bye)
         self.on("cmd", self._on_command)
         self.on("res", self._on_result)
+        self._joined = trio.current_time()
         if self._check_duplicates:
             # Listen before saying anything: a node of this name heartbeats within
             # DUPLICATE_WAIT, and then this one leaves unheard (the other nodes never
@@ -207,6 +220,8 @@ class Node:
         return {"k": kind, "n": self.name, "i": self.incarnation}
 
     def broadcast(self, header: Header, body: bytes = b"") -> None:
+        if self._shadowed_by is not None:
+            return
         header.setdefault("n", self.name)
         header.setdefault("i", self.incarnation)
         self.bridge.publish(self.broadcast_subject, encode(header, body))
@@ -216,6 +231,8 @@ class Node:
 
     def send(self, name: str, header: Header, body: bytes = b"") -> None:
         """To one node (its current incarnation, if known)."""
+        if self._shadowed_by is not None:
+            return
         header.setdefault("n", self.name)
         header.setdefault("i", self.incarnation)
         peer = self.peers.get(name)
@@ -269,15 +286,22 @@ class Node:
         while True:
             header = self.header("hb")
             header["port"] = self.port
+            header["age"] = round(trio.current_time() - self._joined, 3)
+            if self.server is not None:
+                header["srv"] = self.server.config.server_name
             for extra in self.heartbeat_extras:
                 extra(header)
-            self.bridge.publish(self.broadcast_subject, encode(header))
+            self.broadcast(header)
             await trio.sleep(HEARTBEAT)
 
     async def _liveness(self) -> None:
         while True:
             await trio.sleep(HEARTBEAT / 2)
             now = trio.current_time()
+            if self._shadowed_by is not None and now - self._shadow_heard > DEAD_AFTER:
+                logger.warning("mesh: the other node named %s is gone: this one is in the "
+                               "mesh again", self.name)
+                self._shadowed_by = None
             died = [peer for peer in self.peers.values()
                     if peer.alive and now - peer.last_seen > DEAD_AFTER]
             for peer in died:
@@ -299,12 +323,21 @@ class Node:
             if incarnation != self.incarnation:
                 self._duplicate = incarnation
                 self._duplicate_seen.set()
+                self._meet_namesake(incarnation, float(header.get("age", 0)))
             return
         now = trio.current_time()
         peer = self.peers.get(name)
         if peer is None or peer.incarnation != incarnation:
+            if self._speaks_as(peer, incarnation, now):
+                if incarnation not in self._namesakes:
+                    self._namesakes.append(incarnation)
+                    logger.error("mesh: two nodes are named %s: the one heard first is kept",
+                                 name)
+                return
             if peer is not None and peer.alive:
                 logger.warning("mesh: %s restarted", name)
+            if not any(known.alive for known in self.peers.values()):
+                self._joined = now  # alone until now: this node joins a mesh here
             self.peers[name] = Peer(name, incarnation, now, True, header)
             self._changed()
             return
@@ -316,6 +349,32 @@ class Node:
             peer.alive = True
             logger.warning("mesh: %s is back", name)
             self._changed()
+
+    @staticmethod
+    def _speaks_as(peer: Peer | None, incarnation: str, now: float) -> bool:
+        """True if `peer`, in another incarnation than this one, was heard so recently
+        that this is a second node of its name, not that node restarted (a restart
+        takes a node longer than two heartbeats)."""
+        return (peer is not None and peer.alive and peer.incarnation != incarnation
+                and now - peer.last_seen < 2 * HEARTBEAT)
+
+    def _meet_namesake(self, incarnation: str, age: float) -> None:
+        """Another node of this name: the one that joined later stays out (ages within a
+        second of each other: the lower incarnation, so that both decide alike)."""
+        now = trio.current_time()
+        mine = now - self._joined
+        later = mine < age if abs(mine - age) >= 1 else self.incarnation < incarnation
+        if not later:
+            return
+        self._shadow_heard = now
+        if self._shadowed_by != incarnation:
+            self._shadowed_by = incarnation
+            logger.error("mesh: another node named %s is in mesh %s, there before this one: "
+                         "this one stays out while it is there (give it another -hostname)",
+                         self.name, self.context)
+            if self.peers:
+                self.peers.clear()
+                self._changed()
 
     def _on_bye(self, header: Header, body: bytes) -> None:
         peer = self.peers.get(header["n"])
@@ -330,6 +389,12 @@ class Node:
         except (ValueError, KeyError, TypeError):
             logger.warning("mesh: a message that does not decode on %s", subject)
             return
+        if self._shadowed_by is not None and not (kind == "hb" and header.get("n") == self.name):
+            return  # out of the mesh while a node of this name is in it
+        if kind not in ("hb", "bye") and self._speaks_as(self.peers.get(header.get("n", "")),
+                                                          header.get("i", ""),
+                                                          trio.current_time()):
+            return  # from the second node of a name (see _on_heartbeat)
         target = header.get("ti")
         if target is not None and target != self.incarnation:
             return  # meant for an earlier incarnation of this node
@@ -423,21 +488,27 @@ class Node:
             raise MeshError(f"dial {host}:{port}: {error.strerror or error}") from None
         address = str(infos[0][4][0])
         own = {server.config.cluster_host, "0.0.0.0", "::"}
-        if port == server.config.cluster_port and (address in own or address.startswith("127.")
-                                                   or host == self.name):
+        if port == server.config.cluster_port and (address in own or host == self.name):
             raise MeshError("cannot mesh dial yourself")
         info = await _route_info(address, port, server.config.tls)
         if isinstance(info, str):
             raise MeshError(f"dial {host}:{port}: {info}")
+        if info.get("server_name") == server.config.server_name:  # by another of its addresses
+            raise MeshError("cannot mesh dial yourself")
         theirs = info.get("cluster")
         if isinstance(theirs, str) and theirs != self.context:
             raise MeshError(f'dial {host}:{port}: that node is in mesh "{theirs}", '
                             f'not "{self.context}" (-context)')
         url = f"nats-route://{_url_host(address)}:{port}"
-        if url in server.config.routes:
+        routes = await _routes(server.monitor_url)
+        if url in server.config.routes or any(route.get("remote_id") == info.get("server_id")
+                                              for route in routes):
             raise MeshError(f"already connected to {host}:{port}")
-        before = set(self.live())
         logged = len(server.log_lines)
+        # From now on this node is the newcomer: a node of its name there stays in.
+        self._joined = trio.current_time()
+        self._duplicate = None
+        self._duplicate_seen = trio.Event()
         server.config.routes.append(url)
         server.reload()
         try:
@@ -446,6 +517,7 @@ class Node:
             server.config.routes.remove(url)
             server.reload()
             raise
+        self._dialed[url] = str(info.get("server_name", ""))
         # Give heartbeats from there a moment, so that `mesh list` right after shows them;
         # a node of our own name there means a duplicate: hang up again.
         with trio.move_on_after(DUPLICATE_WAIT):
@@ -453,11 +525,11 @@ class Node:
         if self._duplicate is not None:
             self._duplicate = None
             self._duplicate_seen = trio.Event()
-            server.config.routes.remove(url)
-            server.reload()
+            # NATS's gossip has routed the other servers here too: hang up on all of them.
+            self._dialed.clear()
+            server.leave_routes()
             raise MeshError(f"dial {host}:{port}: a node named {self.name} is already in "
                             "the mesh there; hung up")
-        del before
 
     async def _wait_route(self, server: NatsServer, address: str, port: int,
                           logged: int) -> None:
@@ -477,8 +549,11 @@ class Node:
                     if "TLS" in line and "handshake error" in line:
                         raise MeshError(f"dial {address}:{port}: TLS handshake failed "
                                         "(both sides need -mesh-tls certificates of one CA)")
-                closed = sum(1 for line in lines if f"{_url_host(address)}:{port}" in line
-                             and "connection closed" in line)
+                ours = [line for line in lines if f"{_url_host(address)}:{port}" in line]
+                if any("Duplicate Route" in line for line in ours):
+                    # Gossip connected the two servers between the check and the dial.
+                    raise MeshError(f"already connected to {address}:{port}")
+                closed = sum(1 for line in ours if "connection closed" in line)
                 if closed >= 2:
                     raise MeshError(f"dial {address}:{port}: that node closes the route: "
                                     "TLS or certificates differ (both sides need -mesh-tls "
@@ -491,8 +566,11 @@ class Node:
         server = self._own_server("hangup")
         peer = self.peers.get(target)
         if peer is not None:
-            port = int(peer.info.get("port", self.port))
-            candidates = [url for url in server.config.routes if url.endswith(f":{port}")]
+            # The routes this node dialed to that node's server: by its name, not by
+            # port (every node of a mesh across machines has the same port).
+            name = peer.info.get("srv")
+            candidates = [url for url in server.config.routes
+                          if name and self._dialed.get(url) == name]
         else:
             host, port = self.address(target)
             try:
@@ -506,6 +584,7 @@ class Node:
             raise MeshError(f"not connected to {target}")
         for url in candidates:
             server.config.routes.remove(url)
+            self._dialed.pop(url, None)
         server.reload()
 
 

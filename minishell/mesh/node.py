@@ -146,9 +146,9 @@ class Node:
         self.timeout = 0.0  # `mesh timeout`: 0 is unlimited
         self.dropped = 0  # messages lost to dead peers or dropped for slow ones
         self._run_line = run_line
-        # How `mesh send` waits for answers: letting commands from other nodes run
-        # meanwhile (Session.lend_while), so that nodes sending to each other never
-        # wait on each other's command lock.
+        # How `mesh send` waits for answers: giving up its turn meanwhile
+        # (Session.lend_while), so that a slow node holds up no other command and
+        # nodes sending to each other never wait on each other's command lock.
         self._lend = lend
         self._check_duplicates = check_duplicates
         prefix = f"mm.{token(context)}"
@@ -323,7 +323,8 @@ class Node:
             if incarnation != self.incarnation:
                 self._duplicate = incarnation
                 self._duplicate_seen.set()
-                self._meet_namesake(incarnation, float(header.get("age", 0)))
+                if self._nursery is not None:  # in the mesh: not still listening at start
+                    self._meet_namesake(incarnation, float(header.get("age", 0)))
             return
         now = trio.current_time()
         peer = self.peers.get(name)

@@ -3,8 +3,8 @@
 A command another node sent (`mesh send`) must not reach out to the mesh in turn:
 2.9 refuses a nested `mesh send`, and a namespace's broadcast (`pipe`) runs on
 the receiving node alone. It is a context variable because such a command runs in
-a task of its own, or inside the turn of a command that waits on other nodes
-(Session.lend_while), and either way only it must see the mark.
+a task of its own, beside this node's commands (one of them may be waiting on
+other nodes meanwhile: Session.lend_while), and only it must see the mark.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ aliases, namespaces and history.
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -58,7 +57,6 @@ class Session:
         # Commands from the prompt, scripts and socket clients run one at a
         # time, as minimega's cmdLock makes them.
         self._command_lock = trio.Lock()
-        self._lender: _Lender | None = None  # a command waiting on other nodes (`lend_while`)
         self._registry = registry()
 
     # -- entry points --------------------------------------------------------------------------
@@ -66,8 +64,20 @@ class Session:
     async def run(self, line: str, sink: Sink) -> None:
         """Run one line as the prompt and the socket do (aliases apply); each reply
         goes to `sink` as soon as it is made."""
-        async with self._command_lock:
+        async with self._turn():
             await self._run_locked(line, sink)
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """The command lock, for one command: not given back at the end if the command
+        gave it up while waiting on other nodes and was cancelled then (`lend_while`)."""
+        lock = self._command_lock
+        await lock.acquire()
+        try:
+            yield
+        finally:
+            if lock.statistics().owner is trio.lowlevel.current_task():
+                lock.release()
 
     async def _run_locked(self, line: str, sink: Sink) -> None:
         expanded = expand_alias(line, self.aliases)
@@ -81,7 +91,7 @@ class Session:
 
     async def run_command(self, command: Command, sink: Sink, *, original: str) -> None:
         """Run a command built rather than typed (start-up scripts), in turn with the others."""
-        async with self._command_lock:
+        async with self._turn():
             await self.execute(command, sink, original=original)
 
     async def run_responses(self, line: str) -> list[Response]:
@@ -89,70 +99,36 @@ class Session:
         return [response for reply in await self.run_line(line) for response in reply.responses]
 
     async def run_from_mesh(self, line: str) -> list[Response]:
-        """`run_responses` for a command another node sent (`mesh send`).
-
-        If this node's running command is itself waiting on other nodes, the line
-        runs in its turn inside that wait (`lend_while`) rather than after it: two
-        nodes that `mesh send` each other at once would otherwise wait for each
-        other's command lock for ever (2.9's distributed deadlock, spec mesh §8.3).
-        """
+        """`run_responses` for a command another node sent (`mesh send`), marked as
+        such (origin.py). It takes its turn as any command does; a command of this node
+        that waits on other nodes gives the turn up meanwhile (`lend_while`), so two
+        nodes that `mesh send` each other at once never wait for each other's turn
+        (2.9's distributed deadlock, spec mesh §8.3)."""
         token = FROM_MESH.set(True)
         try:
-            lender = self._lender
-            if lender is not None:
-                borrowed = _Borrowed(line)
-                lender.queue.append(borrowed)
-                lender.arrived.set()
-                await borrowed.done.wait()
-                if borrowed.responses is not None:
-                    return borrowed.responses
-            # no command waiting on the mesh, or its wait ended first: take the lock
             return await self.run_responses(line)
         finally:
             FROM_MESH.reset(token)
 
     async def lend_while(self, wait: Callable[[], Awaitable[None]]) -> None:
-        """Await `wait` (a command's wait for other nodes' answers; the caller holds the
-        command lock) and meanwhile run the commands other nodes send, one at a time,
-        as if they had the lock: the waiting command touches nothing until it ends."""
-        if self._lender is not None:
+        """Await `wait` (a command's wait for other nodes' answers) without the turn,
+        if this task holds it: any command, from a client or another node, runs
+        meanwhile, and no node, however slow or hung, holds up this one's others. The
+        waiting command touches nothing until it has the turn back; cancelled (Ctrl-C),
+        it ends at once instead, without waiting for the turn."""
+        lock = self._command_lock
+        if lock.statistics().owner is not trio.lowlevel.current_task():
             await wait()
             return
-        lender = self._lender = _Lender()
+        lock.release()
         try:
-            async with trio.open_nursery() as nursery:
-
-                async def waiting() -> None:
-                    await wait()
-                    lender.finished = True
-                    lender.arrived.set()
-
-                nursery.start_soon(waiting)
-                while not lender.finished:
-                    while lender.queue and not lender.finished:
-                        await self._run_borrowed(lender.queue.popleft())
-                    await lender.arrived.wait()
-                    lender.arrived = trio.Event()
-        finally:
-            self._lender = None
-            for borrowed in lender.queue:  # not started: each takes the lock as usual
-                borrowed.done.set()
-            lender.queue.clear()
-
-    async def _run_borrowed(self, borrowed: _Borrowed) -> None:
-        replies: list[Reply] = []
-
-        async def collect(reply: Reply) -> None:
-            replies.append(reply)
-
-        token = FROM_MESH.set(True)  # it runs in the waiting command's task
-        try:
-            await self._run_locked(borrowed.line, collect)
-        finally:  # cancelled too (Ctrl-C on the waiting command): say what it got to
-            FROM_MESH.reset(token)
-            borrowed.responses = [response for reply in replies
-                                  for response in reply.responses]
-            borrowed.done.set()
+            await wait()
+        except trio.Cancelled:
+            raise
+        except BaseException:
+            await lock.acquire()
+            raise
+        await lock.acquire()
 
     async def run_line(self, line: str) -> list[Reply]:
         """`run`, with the replies collected."""
@@ -261,29 +237,6 @@ class Session:
 def _may_expand(text: str) -> bool:
     """A cheap test that passes every string that expand() would change."""
     return "$" in text or ":" in text
-
-
-class _Borrowed:
-    """A command from another node, run inside a waiting command's turn."""
-
-    __slots__ = ("done", "line", "responses")
-
-    def __init__(self, line: str) -> None:
-        self.line = line
-        self.done = trio.Event()
-        self.responses: list[Response] | None = None  # None: not run
-
-
-class _Lender:
-    """A command holding the lock while it waits on other nodes, and what they sent
-    this node meanwhile."""
-
-    __slots__ = ("arrived", "finished", "queue")
-
-    def __init__(self) -> None:
-        self.queue: deque[_Borrowed] = deque()
-        self.arrived = trio.Event()
-        self.finished = False
 
 
 @asynccontextmanager

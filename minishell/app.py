@@ -138,6 +138,9 @@ async def _join_mesh(options: argparse.Namespace, session: Session,
     urls = tuple(url.strip() for url in (options.nats or "").split(",") if url.strip())
     if options.nats is not None and not urls:
         return "-nats: no URL given (nats://HOST[:PORT][,...])"
+    if options.mesh and options.nats is not None:
+        return ("-mesh starts a nats-server of this node's own, -nats joins a lab's "
+                "instead: give one of them")
     settings = MeshSettings(
         name=session.hostname, context=options.context, port=options.port,
         base=options.base,

@@ -122,6 +122,17 @@ def test_bad_nats_urls_are_refused(tmp_path: Path, value: str, line: str) -> Non
     assert refused(tmp_path, "n", "-nats", value) == f"minishell: {line}"
 
 
+@pytest.mark.parametrize(("flags", "line"), [
+    (("-mesh", "-nats", "nats://127.0.0.1:4222"), "-mesh starts a nats-server of this "
+     "node's own, -nats joins a lab's instead: give one of them"),
+    (("-mesh", "-mesh-listen", "bogus::addr"),
+     "-mesh-listen bogus::addr: not an IP address or host name"),
+])
+def test_contradictory_or_bad_mesh_flags_are_refused(tmp_path: Path, flags: tuple[str, ...],
+                                                     line: str) -> None:
+    assert refused(tmp_path, "n", *flags) == f"minishell: {line}"
+
+
 def test_user_and_password(tmp_path: Path) -> None:
     config = 'authorization { user: alice, password: "s3cret-pw" }\n'
     with lab_server(tmp_path / "lab", config) as url:

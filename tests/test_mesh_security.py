@@ -65,8 +65,9 @@ def test_mutual_tls_mesh_and_refusals(tmp_path: Path) -> None:
             eventually(lambda: reader.lines() == [b"hello"], "the message over TLS")
             # A node without the certificates cannot join, nor can a bare client.
             assert plain.error(f"mesh dial 127.0.0.1:{first.port}") == (
-                f"Error (plain): dial 127.0.0.1:{first.port}: that node closes the route: TLS "
-                "or certificates differ (both sides need -mesh-tls certificates of one CA)")
+                f"Error (plain): dial 127.0.0.1:{first.port}: that port says nothing: it "
+                "wants TLS (both sides need -mesh-tls certificates of one CA), or it is no "
+                "mesh node's cluster port")
             assert first.e(".annotate false mesh list all") == "s[1-2]"
             assert _connects(_client_url(first)) != "connected"
             # Joining that server with -nats and no certificate: refused, nothing started.

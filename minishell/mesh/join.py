@@ -57,6 +57,17 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]") if text.startswith("[") else text)
+    except ValueError:
+        labels = text.split(".")
+        return len(text) <= 253 and all(
+            label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii()
+            and not label.startswith("-") for label in labels)
+    return True
+
+
 def check(settings: MeshSettings) -> None:
     """The refusals that need nothing started (JoinError)."""
     if not settings.context or any(char in settings.context for char in " \t\n"):
@@ -77,6 +88,8 @@ def check(settings: MeshSettings) -> None:
         if settings.creds is not None:
             check_creds(settings.creds)
         return
+    if not _is_address(settings.listen):
+        raise JoinError(f"-mesh-listen {settings.listen}: not an IP address or host name")
     if not is_loopback(settings.listen) and not settings.insecure and (
             settings.tls_dir is None):
         raise JoinError(f"-mesh-listen {settings.listen} lets other machines in: give it "

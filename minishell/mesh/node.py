@@ -619,7 +619,7 @@ async def _route_info(address: str, port: int, tls: TlsFiles | None) -> dict[str
             context.check_hostname = False  # the CA is the mesh's own: it is the identity
             stream = trio.SSLStream(stream, context)
         line = b""
-        with trio.move_on_after(ROUTE_INFO_WAIT):
+        with trio.move_on_after(ROUTE_INFO_WAIT) as waited:
             while b"\n" not in line and len(line) < 65536:
                 chunk = await stream.receive_some(65536)
                 if not chunk:
@@ -633,6 +633,9 @@ async def _route_info(address: str, port: int, tls: TlsFiles | None) -> dict[str
         with (trio.CancelScope(shield=True), trio.move_on_after(1),
               contextlib.suppress(OSError, trio.BrokenResourceError, ssl.SSLError)):
             await stream.aclose()
+    if not line and waited.cancelled_caught:
+        return ("that port says nothing: it wants TLS (both sides need -mesh-tls "
+                "certificates of one CA), or it is no mesh node's cluster port")
     if not line.startswith(b"INFO "):
         return _NO_TLS_HERE if tls is None else "that node's cluster port does not speak NATS"
     try:

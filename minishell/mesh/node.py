@@ -433,6 +433,10 @@ class Node:
         if isinstance(theirs, str) and theirs != self.context:
             raise MeshError(f'dial {host}:{port}: that node is in mesh "{theirs}", '
                             f'not "{self.context}" (-context)')
+        if (info.get("auth_required") and server.config.route_login is None
+                and server.config.tls is None):
+            raise MeshError(f"dial {host}:{port}: that node takes routes only with its "
+                            "user's mesh secret, and this node has none (-mesh-insecure)")
         url = f"nats-route://{_url_host(address)}:{port}"
         if url in server.config.routes:
             raise MeshError(f"already connected to {host}:{port}")
@@ -474,6 +478,10 @@ class Node:
                         theirs = next((name for name in names if name != self.context), "?")
                         raise MeshError(f"dial {address}:{port}: that node is in mesh "
                                         f'"{theirs}", not "{self.context}" (-context)')
+                    if "Authorization Violation" in line and f"{_url_host(address)}:{port}" in line:
+                        raise MeshError(f"dial {address}:{port}: that node refuses this node's "
+                                        "mesh secret (it is another user's node, or has "
+                                        "another -mesh-secret)")
                     if "TLS" in line and "handshake error" in line:
                         raise MeshError(f"dial {address}:{port}: TLS handshake failed "
                                         "(both sides need -mesh-tls certificates of one CA)")

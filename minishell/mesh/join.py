@@ -189,7 +189,7 @@ def _logins(settings: MeshSettings) -> tuple[Login | None, Login | None]:
     try:
         return client, Login(ROUTE_USER, load_secret(secret_path(settings.secret)))
     except SecretError as error:
-        raise JoinError(f"{error} (or say -mesh-insecure)") from None
+        raise JoinError(str(error)) from None
 
 
 def _client_tls(files: TlsFiles | None) -> ssl.SSLContext | None:

@@ -468,8 +468,12 @@ class Node:
         with trio.move_on_after(DIAL_TIMEOUT):
             while True:
                 routes = await _routes(server.monitor_url)
+                # A route is listed from its first byte, before the other side has
+                # checked its login; the subscriptions it sends come after (nats-server's
+                # own, of its system account, come even from a node with none yet).
                 if any(route.get("port") == port and route.get("ip") == address
-                       and route.get("did_solicit") for route in routes):
+                       and route.get("did_solicit") and route.get("subscriptions")
+                       for route in routes):
                     return
                 lines = list(server.log_lines)[logged - len(server.log_lines) or None:]
                 for line in lines:

@@ -146,7 +146,7 @@ async def _join_mesh(options: argparse.Namespace, session: Session,
         base=options.base,
         nats=urls,
         creds=options.nats_creds, tls_dir=options.mesh_tls, listen=options.mesh_listen,
-        insecure=options.mesh_insecure)
+        insecure=options.mesh_insecure, secret=options.mesh_secret)
     failure = ""
     try:
         await nursery.start(join, settings, session)

@@ -79,7 +79,11 @@ def build_parser() -> "argparse.ArgumentParser":
          help="the address the node's cluster port listens on (default %(default)s); "
          "any other needs -mesh-tls or -mesh-insecure")
     flag("mesh-insecure", mesh, dest="mesh_insecure", action="store_true",
-         help="let -mesh-listen take anyone, without TLS")
+         help="the node's nats-server asks no one for credentials, clients or routes "
+         "(needed for -mesh-listen without -mesh-tls)")
+    flag("mesh-secret", mesh, dest="mesh_secret", metavar="FILE",
+         help="the secret a loopback mesh's routes show, the same for all of a user's "
+         "nodes; made on first use (default $XDG_STATE_HOME/minishell/mesh-secret)")
     flag("mesh-keygen", mesh, dest="mesh_keygen", metavar="DIR",
          help="make a mesh CA in DIR (once), and a certificate for -hostname signed by it "
          "in DIR/<hostname>, for -mesh-tls; then exit")

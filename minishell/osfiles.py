@@ -24,6 +24,14 @@ _CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NONBLO
 _CREATE_MODE = 0o666  # before the umask, as Go's
 
 
+def state_folder() -> str:
+    """minishell's folder in the user's XDG state folder (history, the mesh secret)."""
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(state):  # the XDG spec says to ignore relative paths
+        state = os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "minishell")
+
+
 def reason(error: OSError | ValueError) -> str:
     """Go's lower-case errno text; a NUL in a path is Go's EINVAL."""
     if isinstance(error, OSError) and error.strerror:

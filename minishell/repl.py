@@ -28,6 +28,7 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
+from minishell import osfiles
 from minishell.commands.registry import registry
 from minishell.console import Shown
 from minishell.namespace import DEFAULT_NAMESPACE
@@ -81,10 +82,7 @@ def history_path(history_file: str | None) -> str:
         return history_file
     if from_env := os.environ.get("MINISHELL_HISTFILE"):
         return from_env
-    state = os.environ.get("XDG_STATE_HOME", "")
-    if not os.path.isabs(state):  # the XDG spec says to ignore relative paths
-        state = os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "minishell", "history")
+    return os.path.join(osfiles.state_folder(), "history")
 
 
 def open_history(history_file: str | None, err: TextIO) -> History:

@@ -186,8 +186,8 @@ def test_credentials_files_in_operator_mode(tmp_path: Path) -> None:
             assert refused(tmp_path, name, "-nats", url, "-nats-creds", str(creds)) == line
         assert refused(tmp_path, "n8", "-nats", url) == violation  # no credentials at all
         assert refused(tmp_path, "n9", "-nats-creds", str(good)) == (
-            "minishell: -nats-creds is for -nats URL (a node's own nats-server asks for no "
-            "credentials)")
+            "minishell: -nats-creds is for -nats URL (a node's own nats-server makes "
+            "credentials of its own)")
         for text in (tmp_path / name for name in ("n4.log", "n5.log")):
             assert user_seed(good) not in text.read_text()
         _two_share_a_pipe(tmp_path, "jwt", ["-nats", url, "-nats-creds", str(good)],

@@ -31,7 +31,7 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -53,11 +53,14 @@ class BridgeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """How this node proves itself to NATS: a TLS context (client certificate) and/or a
-    NATS credentials file (JWT and nkey seed; needs the nkeys package)."""
+    """How this node proves itself to NATS: a TLS context (client certificate), a NATS
+    credentials file (JWT and nkey seed; needs the nkeys package), a user and password
+    (its own nats-server's)."""
 
     tls: ssl.SSLContext | None = None
     creds_file: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
 
 
 class Bridge:
@@ -283,6 +286,9 @@ class Bridge:
             options["tls"] = self._credentials.tls
         if self._credentials.creds_file is not None:
             options["user_credentials"] = self._credentials.creds_file
+        if self._credentials.user is not None:
+            options["user"] = self._credentials.user
+            options["password"] = self._credentials.password
         connecting = asyncio.ensure_future(nats.connect(
             self._servers, name=self._name, error_cb=error_cb,
             disconnected_cb=disconnected_cb, reconnected_cb=reconnected_cb,

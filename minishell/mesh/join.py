@@ -22,8 +22,9 @@ import trio
 
 from minishell.errors import innermost
 from minishell.mesh.bridge import Bridge, BridgeError, Credentials
-from minishell.mesh.natsd import NatsServer, ServerConfig, ServerError, TlsFiles
+from minishell.mesh.natsd import Login, NatsServer, ServerConfig, ServerError, TlsFiles
 from minishell.mesh.node import MeshError, Node, token
+from minishell.mesh.secret import ROUTE_USER, SecretError, load_secret, secret_path
 
 # The files `minishell -mesh-keygen DIR` writes, and -mesh-tls DIR reads.
 CA_FILE = "ca.pem"
@@ -46,6 +47,7 @@ class MeshSettings:
     tls_dir: str | None = None
     listen: str = "127.0.0.1"
     insecure: bool = False
+    secret: str | None = None  # -mesh-secret FILE (default: secret.secret_path's)
 
 
 def is_loopback(address: str) -> bool:
@@ -80,8 +82,12 @@ def check(settings: MeshSettings) -> None:
                 raise JoinError(f"-mesh-tls {settings.tls_dir}: no {name} there "
                                 "(make them with: minishell -mesh-keygen DIR)")
     if settings.creds is not None and not settings.nats:
-        raise JoinError("-nats-creds is for -nats URL (a node's own nats-server asks for "
-                        "no credentials)")
+        raise JoinError("-nats-creds is for -nats URL (a node's own nats-server makes "
+                        "credentials of its own)")
+    if settings.secret is not None and (settings.nats or settings.insecure
+                                        or settings.tls_dir is not None):
+        raise JoinError("-mesh-secret is for a node's own nats-server without -mesh-tls or "
+                        "-mesh-insecure (only there do routes show it)")
     if settings.nats:
         for url in settings.nats:
             _check_url(url)
@@ -184,6 +190,21 @@ def _tls_files(settings: MeshSettings) -> TlsFiles | None:
                     os.path.join(folder, CA_FILE))
 
 
+def _logins(settings: MeshSettings) -> tuple[Login | None, Login | None]:
+    """What the node's own server asks of its clients and of routes: a password of this
+    run for the one client, the node's own; the user's mesh secret for routes, unless
+    certificates (-mesh-tls) prove them. -mesh-insecure: nothing, of either."""
+    if settings.insecure:
+        return None, None
+    client = Login("minishell", secrets.token_urlsafe(24))
+    if settings.tls_dir is not None:
+        return client, None
+    try:
+        return client, Login(ROUTE_USER, load_secret(secret_path(settings.secret)))
+    except SecretError as error:
+        raise JoinError(str(error)) from None
+
+
 def _client_tls(files: TlsFiles | None) -> ssl.SSLContext | None:
     if files is None:
         return None
@@ -201,15 +222,18 @@ async def join(settings: MeshSettings, session: object, *,
     assert isinstance(session, Session)
     check(settings)
     files = _tls_files(settings)
+    client_login: Login | None = None
     async with trio.open_nursery() as nursery:
         server: NatsServer | None = None
         if settings.nats:
             urls = [nats_url(url) for url in settings.nats]
         else:
+            client_login, route_login = _logins(settings)
             config = ServerConfig(context=settings.context,
                                   folder=os.path.join(settings.base, "mesh"),
                                   cluster_host=settings.listen, cluster_port=settings.port,
-                                  tls=files,
+                                  tls=files, client_login=client_login,
+                                  route_login=route_login,
                                   server_name=f"{token(settings.name)}-{secrets.token_hex(4)}")
             server = NatsServer(config)
             try:
@@ -219,7 +243,10 @@ async def join(settings: MeshSettings, session: object, *,
             urls = [server.client_url.replace("nats://", "tls://") if files
                     else server.client_url]
         try:
-            credentials = Credentials(_client_tls(files), settings.creds)
+            credentials = Credentials(
+                _client_tls(files), settings.creds,
+                user=client_login.user if client_login else None,
+                password=client_login.password if client_login else None)
         except (OSError, ssl.SSLError) as error:
             raise JoinError(f"-mesh-tls {settings.tls_dir}: {error}") from None
         bridge = Bridge(urls, name=f"minishell {settings.name}", credentials=credentials)

@@ -14,6 +14,11 @@ that `mesh dial` and `mesh hangup` rewrite its routes and reload it without a
 restart. Its client and monitoring ports are picked by the server (-1) and
 read from its ports file; once known, the client port is kept for restarts,
 so that the node's client finds its server again where it was.
+
+Loopback is every local user's: the server takes only clients that show the
+node's own password (made at start, kept for restarts) and routes that show
+the user's mesh secret (secret.py). Both are in the config file alone, 0600 in
+a 0700 folder of the node's user; nats-server shows neither in its log.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import trio
 
@@ -70,6 +77,14 @@ class TlsFiles:
     ca: str
 
 
+@dataclass(frozen=True, slots=True)
+class Login:
+    """A user and password that the server asks for."""
+
+    user: str
+    password: str = field(repr=False)
+
+
 @dataclass(slots=True)
 class ServerConfig:
     context: str
@@ -79,7 +94,9 @@ class ServerConfig:
     client_host: str = "127.0.0.1"
     client_port: int = -1
     tls: TlsFiles | None = None
-    routes: list[str] = field(default_factory=list)
+    client_login: Login | None = None  # None: any client is taken (-mesh-insecure)
+    route_login: Login | None = None  # None: any route is taken (-mesh-insecure, -mesh-tls)
+    routes: list[str] = field(default_factory=list)  # nats-route://HOST:PORT, no login
     # Unique per node (its name and a random tag): the route INFO a dial reads and the
     # routes the server lists say which node is at the other end.
     server_name: str = ""
@@ -88,7 +105,7 @@ class ServerConfig:
         cluster: dict[str, object] = {
             "name": self.context,
             "listen": f"{_host(self.cluster_host)}:{self.cluster_port}",
-            "routes": list(self.routes),
+            "routes": [_with_login(url, self.route_login) for url in self.routes],
             # Routes to nodes not up yet are retried every second, for ever.
             "connect_retries": 0,
             # The node's client knows this server alone: told of the others' client ports,
@@ -107,12 +124,26 @@ class ServerConfig:
         }
         if self.server_name:
             config["server_name"] = self.server_name
+        if self.client_login is not None:
+            config["authorization"] = {"user": self.client_login.user,
+                                       "password": self.client_login.password}
+        if self.route_login is not None:
+            # Routes NATS gossips to this server are dialed with this login too.
+            cluster["authorization"] = {"user": self.route_login.user,
+                                        "password": self.route_login.password}
         if self.tls is not None:
             tls = {"cert_file": self.tls.cert, "key_file": self.tls.key,
                    "ca_file": self.tls.ca, "verify": True, "timeout": 5}
             config["tls"] = tls
             cluster["tls"] = dict(tls)
         return json.dumps(config, indent=2) + "\n"
+
+
+def _with_login(url: str, login: Login | None) -> str:
+    if login is None:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{quote(login.user, safe='')}:{quote(login.password, safe='')}@{rest}"
 
 
 def _host(host: str) -> str:
@@ -229,7 +260,16 @@ class NatsServer:
         """The folder, with nothing of an earlier run in the way: a server still running
         our config is stopped, old ports files go."""
         folder = self.config.folder
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            info = os.stat(folder)
+        except OSError as error:
+            raise ServerError(f"cannot create {folder}: {error.strerror or error}") from None
+        if info.st_uid != os.getuid():
+            raise ServerError(f"{folder} belongs to another user (the server's passwords "
+                              "would be written there)")
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(folder, 0o700)
         stale = _read_pid(self.pid_path)
         if stale is not None and _runs_config(stale, self.config_path):
             logger.warning("mesh: stopping nats-server %d left by an earlier run", stale)
@@ -242,7 +282,11 @@ class NatsServer:
 
     def _write_config(self) -> None:
         temporary = self.config_path + ".new"
-        with open(temporary, "w", encoding="utf-8") as file:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)  # one left by an older minishell may be readable by others
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                             0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             file.write(self.config.render())
         os.replace(temporary, self.config_path)
 

@@ -500,6 +500,10 @@ class Node:
         if isinstance(theirs, str) and theirs != self.context:
             raise MeshError(f'dial {host}:{port}: that node is in mesh "{theirs}", '
                             f'not "{self.context}" (-context)')
+        if (info.get("auth_required") and server.config.route_login is None
+                and server.config.tls is None):
+            raise MeshError(f"dial {host}:{port}: that node takes routes only with its "
+                            "user's mesh secret, and this node has none (-mesh-insecure)")
         url = f"nats-route://{_url_host(address)}:{port}"
         routes = await _routes(server.monitor_url)
         if url in server.config.routes or any(route.get("remote_id") == info.get("server_id")
@@ -537,8 +541,12 @@ class Node:
         with trio.move_on_after(DIAL_TIMEOUT):
             while True:
                 routes = await _routes(server.monitor_url)
+                # A route is listed from its first byte, before the other side has
+                # checked its login; the subscriptions it sends come after (nats-server's
+                # own, of its system account, come even from a node with none yet).
                 if any(route.get("port") == port and route.get("ip") == address
-                       and route.get("did_solicit") for route in routes):
+                       and route.get("did_solicit") and route.get("subscriptions")
+                       for route in routes):
                     return
                 lines = list(server.log_lines)[logged - len(server.log_lines) or None:]
                 for line in lines:
@@ -547,6 +555,10 @@ class Node:
                         theirs = next((name for name in names if name != self.context), "?")
                         raise MeshError(f"dial {address}:{port}: that node is in mesh "
                                         f'"{theirs}", not "{self.context}" (-context)')
+                    if "Authorization Violation" in line and f"{_url_host(address)}:{port}" in line:
+                        raise MeshError(f"dial {address}:{port}: that node refuses this node's "
+                                        "mesh secret (it is another user's node, or has "
+                                        "another -mesh-secret)")
                     if "TLS" in line and "handshake error" in line:
                         raise MeshError(f"dial {address}:{port}: TLS handshake failed "
                                         "(both sides need -mesh-tls certificates of one CA)")

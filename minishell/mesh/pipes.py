@@ -552,7 +552,8 @@ class MeshPipes:
                 chunk = Chunk(body, bool(header.get("m")))
                 kind, pipe = header["w"], header["p"]
                 if kind == "up":
-                    await self._until_owner(pipe)
+                    if self._silent_owner(pipe):
+                        await self._until_owner(pipe)
                     async with plumber.open_writer(pipe, hidden=True) as writer:
                         await writer.send(chunk)
                 elif kind == "proxy":
@@ -565,20 +566,20 @@ class MeshPipes:
         self._incoming.pop((incoming.sender, incoming.incarnation, incoming.sid), None)
 
     async def _until_owner(self, pipe: str) -> None:
-        """Writes for the owner of `pipe` came, and this node sees another owner still:
-        if that one has missed heartbeats, the sender has most likely taken it for dead
+        """Writes for the owner of `pipe` came, and this node sees another owner still,
+        one that has missed heartbeats: the sender has most likely taken it for dead
         first, and writing now would send them on to it, to be lost. Wait (at most
         DEAD_AFTER) for it to be taken out here too, or heard from again."""
         with trio.move_on_after(DEAD_AFTER):
-            while ((owner := self._owner_upstream(pipe)) is not None
-                   and self.node.quiet_for(owner) > 2 * HEARTBEAT):
+            while self._silent_owner(pipe):
                 with trio.move_on_after(HEARTBEAT):
                     await self._members.wait()
 
-    def _owner_upstream(self, pipe: str) -> str | None:
-        """The node this node's writes to `pipe` go to, if it does not schedule it."""
-        return next((key[2] for key in self._streams if key[0] == pipe and key[1] == "up"),
-                    None)
+    def _silent_owner(self, pipe: str) -> bool:
+        """True if this node does not schedule `pipe` and its owner has missed heartbeats."""
+        owner = next((key[2] for key in self._streams if key[0] == pipe and key[1] == "up"),
+                     None)
+        return owner is not None and self.node.quiet_for(owner) > 2 * HEARTBEAT
 
     def _grant_soon(self, incoming: _Incoming) -> None:
         """Grant what is not granted yet once the idle stream has been quiet GRANT_DELAY."""

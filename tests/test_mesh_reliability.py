@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from meshnodes import Node, PipeClient, draining, eventually, mesh
 
 
@@ -270,3 +271,73 @@ def test_every_line_lost_to_a_dead_node_is_counted(tmp_path: Path) -> None:
         assert f"{lost_rr} messages of minimega//{rr} for d are lost" in log, log
         for client in [*gone.values(), *feed.values()]:
             client.close()
+
+
+@pytest.mark.parametrize("heir", ["a", "b"])
+def test_an_owner_killed_mid_stream_loses_at_most_its_window(tmp_path: Path, heir: str) -> None:
+    """c owns a round-robin pipe; a writer on a writes far more than a stream's WINDOW
+    while c is stopped, then c is declared dead and SIGKILLed. What a had sent c and not
+    had credited is lost, counted exactly; everything else (what a's upstream had in
+    hand, queued, or not yet written) goes to the next owner (`heir`: the writer's
+    node, or the other one), to the readers on the surviving nodes, once each, each in
+    the writer's order; 2,000 later lines all arrive. Before c stops, a has heard c's
+    credit for all it sent (debug log): a line c got is never counted lost."""
+    from minishell.mesh.owner import owner_of
+    from minishell.mesh.pipes import WINDOW
+
+    pipe = next(name for name in (f"rk{number}" for number in range(1000))
+                if owner_of(f"minimega//{name}", ["a", "b", "c"]) == "c"
+                and owner_of(f"minimega//{name}", ["a", "b"]) == heir)
+    with mesh(tmp_path, ["a", "b", "c"], "-level", "debug") as (a, b, c):
+        c.e(f"pipe {pipe} mode round-robin")
+        readers = {node.name: [PipeClient(node, pipe) for _ in range(2)] for node in (a, b, c)}
+        feed = PipeClient(a, pipe)  # writes, and reads too
+        eventually(lambda: [_readers(node, pipe) for node in (a, b, c)] == [3, 2, 2], "readers")
+        mode = f".columns mode .filter name=minimega//{pipe} pipe"
+        for node in (a, b):
+            eventually(lambda node=node: node.table(mode)  # type: ignore[misc]
+                       == [[node.name, "round-robin"]], "the mode everywhere")
+        a.settle(b, c)
+        b.settle(a, c)
+        c.settle(a, b)
+        survivors = [*readers["a"], *readers["b"], feed]
+        everyone = [*survivors, *readers["c"]]
+        lines = _block(b"x", 0, 800_000).splitlines()
+        assert len(b"\n".join(lines)) > 2 * WINDOW
+        with draining(*everyone):
+            mark = len(a.log_text())
+            feed.write(_block(b"w", 0, 3_000))
+            eventually(lambda: sum(len(client.lines()) for client in everyone) == 3_000,
+                       "the first 3,000 lines")
+            assert all(client.lines() for client in everyone), "every reader had its turn"
+            eventually(lambda: f"minimega//{pipe}'s stream to c: all it sent is credited"
+                       in a.log_text()[mark:], "c's credits")
+            c.signal(signal.SIGSTOP)
+            feed.write(b"\n".join(lines) + b"\n")  # returns once a takes it all
+            for node in (a, b):
+                eventually(lambda node=node: node.e(".annotate false mesh list all")
+                           == "a,b", "c declared dead", 10)  # type: ignore[misc]
+            c.kill()
+            eventually(lambda: sum(line.startswith(b"x") for client in survivors
+                                   for line in client.lines()) + _dropped(a) + _dropped(b)
+                       == 800_000, "every line arrived or counted lost", 30)
+            feed.write(_block(b"late", 0, 2_000))
+            eventually(lambda: sum(line.startswith(b"late") for client in survivors
+                                   for line in client.lines()) == 2_000, "2,000 later lines")
+        dropped = _dropped(a) + _dropped(b)
+        received = Counter(line for client in everyone for line in client.lines())
+        assert set(received.values()) == {1}, "no line twice"
+        missing = [line for line in lines if line not in received]
+        assert len(missing) == dropped > 0
+        assert missing == lines[:dropped], "the lines in flight when c stopped"
+        assert sum(len(line) + 1 for line in missing) <= WINDOW
+        assert re.search(rf"{dropped} messages of minimega//{pipe} for c are lost \(c is "
+                         rf"gone\): {dropped} in flight, 0 queued", a.log_text())
+        assert re.search(rf"[1-9]\d* messages of minimega//{pipe} not sent to c go to its "
+                         "next owner", a.log_text())
+        order = {line: index for index, line in enumerate(
+            [*_block(b"w", 0, 3_000).splitlines(), *lines,
+             *_block(b"late", 0, 2_000).splitlines()])}
+        for client in everyone:
+            positions = [order[line] for line in client.lines()]
+            assert positions == sorted(positions), "each reader in the writer's order"

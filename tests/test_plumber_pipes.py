@@ -8,7 +8,7 @@ import random
 import pytest
 import trio
 import trio.testing
-from plumbing import collect, info, receive_messages
+from plumbing import collect, info, receive_messages, settled
 
 from minishell.plumber import PipeInfo, Plumber, PlumberError
 from minishell.plumber.outbox import OUTBOX_LIMIT, SEND_DIRECTLY_MAX, Chunk
@@ -344,3 +344,58 @@ async def test_deliver_now_delivers_unless_it_would_wait(plumber: Plumber) -> No
         assert plumber.deliver_now("minimega//n", Chunk(b"late\n")) is True
         assert await receive_messages(reader, 1) == [b"late\n"]
     assert info(plumber, "minimega//n").count == 4
+
+
+async def test_what_an_upstream_gives_back_goes_first(plumber: Plumber,
+                                                       nursery: trio.Nursery) -> None:
+    """An upstream reader (the pipe is scheduled on another node) full, a writer waiting
+    for it; what it held is given back when it goes (that node died): the pipe routes it
+    here, ahead of the waiting write, each message once and counted once."""
+    name = "minimega//up"
+    plumber.set_mode(name, "round-robin")
+    got: list[list[bytes]] = [[], []]
+    for into in got:
+        await nursery.start(collect, plumber, name, into)
+    upstream = plumber.attach_reader(name, upstream=True)
+    block = b"".join(b"m%d\n" % number for number in range(OUTBOX_LIMIT // 4))
+    done = trio.Event()
+
+    async def write() -> None:
+        async with plumber.open_writer(name) as writer:
+            await writer.write_lines(block)
+            await writer.write_lines(b"late\n")  # the upstream is full: this waits
+        done.set()
+
+    nursery.start_soon(write)
+    await trio.testing.wait_all_tasks_blocked()
+    assert not done.is_set() and got == [[], []]
+    plumber.give_back(name, upstream.withdraw())
+    with trio.fail_after(5):
+        await done.wait()
+    await settled(lambda: sum(map(len, got)) == block.count(b"\n") + 1)
+    written = [*block.splitlines(keepends=True), b"late\n"]
+    order = {message: index for index, message in enumerate(written)}
+    assert sorted(got[0] + got[1], key=order.__getitem__) == written
+    for share in got:
+        assert share == sorted(share, key=order.__getitem__)
+    assert got[0][-1:] == [b"late\n"] or got[1][-1:] == [b"late\n"]
+    assert info(plumber, name).count == len(written)
+
+
+async def test_what_an_upstream_gives_back_goes_through_the_via(plumber: Plumber,
+                                                                nursery: trio.Nursery) -> None:
+    """This node schedules the pipe now: the via applies to what is given back."""
+    name = "minimega//upvia"
+    plumber.set_mode(name, "round-robin")
+    got: list[bytes] = []
+    await nursery.start(collect, plumber, name, got)
+    upstream = plumber.attach_reader(name, upstream=True)
+    async with plumber.open_writer(name) as writer:
+        await writer.write_lines(b"a\nb\n")
+    plumber.set_via(name, ("sed", "-u", "s/^/>/"))
+    plumber.give_back(name, upstream.withdraw())
+    async with plumber.open_writer(name) as writer:
+        await writer.write_lines(b"c\n")
+    await settled(lambda: len(got) == 3)
+    assert got == [b">a\n", b">b\n", b">c\n"]
+    assert info(plumber, name).count == 3

@@ -267,6 +267,13 @@ class Node:
         return (peer is not None and peer.alive
                 and (incarnation is None or peer.incarnation == incarnation))
 
+    def quiet_for(self, name: str) -> float:
+        """Seconds since a live peer was last heard from (0 for this node, or one not live)."""
+        peer = self.peers.get(name)
+        if name == self.name or peer is None or not peer.alive:
+            return 0.0
+        return trio.current_time() - peer.last_seen
+
     def incarnation_of(self, name: str) -> str | None:
         if name == self.name:
             return self.incarnation

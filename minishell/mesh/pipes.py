@@ -32,7 +32,13 @@ readers, as long as nothing has to wait (credits, room): a lone message wakes
 no task on either side. A stream to a node that dies is dropped, and every
 line it held for that node is counted (`mesh status`'s dropped column) and
 logged: in flight (sent, not yet credited), in hand (waiting for credits), and
-queued in its reader.
+queued in its reader. But an upstream's lines were for whoever owns the pipe: when
+it is dropped (the owner died, or another node owns the pipe now), only those in
+flight are lost; what it had not sent is given back to its pipe (Plumber.give_back),
+which schedules it anew, ahead of later writes: through the new upstream, or here.
+The new owner, hearing from a node that took the old one for dead first (the old
+one is silent here too), waits for its own view to agree before it schedules what
+comes, rather than send it on to the old owner, to be lost there too.
 
 Pipe settings (mode, via, log) are mesh-wide: a command on any node sets them
 everywhere, the latest one winning (a Lamport clock, ties by node name).
@@ -50,7 +56,7 @@ from typing import Any
 import trio
 import trio.lowlevel
 
-from minishell.mesh.node import Header, Node
+from minishell.mesh.node import DEAD_AFTER, HEARTBEAT, Header, Node
 from minishell.mesh.owner import owner_of
 from minishell.plumber import Plumber
 from minishell.plumber.endpoints import Reader
@@ -90,12 +96,22 @@ class _Stream:
     seq: int = 0
     inflight: deque[tuple[int, int, int]] = field(default_factory=deque)  # seq, bytes, lines
     inflight_bytes: int = 0
-    unsent: int = 0  # lines of the chunk in hand not yet sent (waiting for credits)
+    # The chunk in hand: its pieces not yet sent (waiting for credits), with their lines.
+    hand: deque[tuple[bytes, int]] = field(default_factory=deque)
+    hand_one_message: bool = False
     credit: trio.Event = field(default_factory=trio.Event)
 
     @property
     def key(self) -> tuple[str, str, str, int | None]:
         return (self.pipe, self.kind, self.node, self.reader_id)
+
+    def take_back(self) -> list[Chunk]:
+        """Stop taking; what the stream holds and has not sent, in order: what is left of
+        the chunk in hand, then what is queued in its reader."""
+        left = [Chunk(b"".join(piece for piece, _ in self.hand), self.hand_one_message)
+                ] if self.hand else []
+        self.hand.clear()
+        return left + self.reader.withdraw()
 
 
 @dataclass(eq=False, slots=True)
@@ -135,6 +151,7 @@ class MeshPipes:
         self._incoming: dict[tuple[str, str, int], _Incoming] = {}
         self._nursery: trio.Nursery | None = None
         self._asked: set[str] = set()  # nodes asked for a snapshot, not answered yet
+        self._members = trio.Event()  # set (and replaced) when the live nodes change
 
     # -- the task --------------------------------------------------------------------------
 
@@ -332,6 +349,8 @@ class MeshPipes:
         self._reconcile(self.plumber.names())
         self._acks.set()  # a node gone is one less to wait for
         self._acks = trio.Event()
+        self._members.set()
+        self._members = trio.Event()
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -359,10 +378,13 @@ class MeshPipes:
         for name in set(names):
             wanted = self._wanted(name)
             have = {key for key in self._streams if key[0] == name}
+            unsent: list[Chunk] = []
             for key in have - wanted:
-                self._drop(self._streams[key], lost=True)
+                unsent += self._drop(self._streams[key], lost=True)
             for key in sorted(wanted - have, key=str):
                 self._add(*key)
+            # Once the new endpoints are in place: to the new owner, or into our rotation.
+            self.plumber.give_back(name, unsent)
 
     def _add(self, pipe: str, kind: str, node: str, reader_id: int | None) -> None:
         assert self._nursery is not None
@@ -375,17 +397,25 @@ class MeshPipes:
         reader.take_directly(lambda chunk: self._send_now(stream, chunk))
         self._nursery.start_soon(self._pump, stream)
 
-    def _drop(self, stream: _Stream, *, lost: bool) -> None:
-        """Stop a stream now; what it had in flight is counted as lost if `lost`."""
+    def _drop(self, stream: _Stream, *, lost: bool) -> list[Chunk]:
+        """Stop a stream now; what it had in flight is counted as lost if `lost`. What an
+        upstream had not sent yet is returned (unless the pipe is going), for its pipe
+        to schedule anew (Plumber.give_back): it was not meant for the owner, and goes
+        to the next one."""
         if self._streams.get(stream.key) is stream:
             del self._streams[stream.key]
         self._by_sid.pop(stream.sid, None)
         stream.scope.cancel()
+        unsent = stream.take_back() if stream.kind == "up" and lost else []
+        if unsent:
+            logger.info("mesh: %d messages of %s not sent to %s go to its next owner",
+                        sum(_lines(chunk) for chunk in unsent), stream.pipe, stream.node)
         if lost and not self.node.alive(stream.node):
             # Every line meant for a node that died is lost, and counted: those sent and
-            # not yet credited, those of the chunk in hand, those queued for the stream.
+            # not yet credited, and (but for an upstream's) those of the chunk in hand
+            # and those queued for the stream.
             inflight = sum(entry[2] for entry in stream.inflight)
-            queued = stream.unsent + stream.reader.abandon()
+            queued = sum(lines for _, lines in stream.hand) + stream.reader.abandon()
             if inflight + queued:
                 self.node.dropped += inflight + queued
                 logger.warning("mesh: %d messages of %s for %s are lost (%s is gone): %d in "
@@ -394,21 +424,23 @@ class MeshPipes:
         else:
             stream.reader.close()
         stream.inflight.clear()
-        stream.unsent = 0
+        stream.hand.clear()
+        return unsent
 
     async def _pump(self, stream: _Stream) -> None:
         """Send what the endpoint takes, in pieces, under credits."""
         node = self.node
         with stream.scope:
             async for chunk in stream.reader:
-                pieces = _pieces(chunk)
-                stream.unsent = sum(lines for _, lines in pieces)
-                for piece, lines in pieces:
+                stream.hand.extend(_pieces(chunk))
+                stream.hand_one_message = chunk.one_message
+                while stream.hand:
+                    piece, lines = stream.hand[0]
                     while stream.inflight and stream.inflight_bytes + len(piece) > WINDOW:
                         await stream.credit.wait()
                     while not self._send_piece(stream, piece, lines, chunk.one_message):
                         await node.bridge.room()
-                    stream.unsent -= lines
+                    stream.hand.popleft()
             if stream.reader.dropped:
                 logger.warning("mesh: %s's stream to %s was dropped: it took nothing for "
                                "too long", stream.pipe, stream.node)
@@ -486,7 +518,7 @@ class MeshPipes:
         if delivered is None:
             return False
         if not delivered:
-            self.node.dropped += 1 if chunk.one_message else body.count(b"\n")
+            self.node.dropped += _lines(chunk)
         incoming.consumed = header["q"]
         self._grant(incoming, force=False, size=len(body))
         self._grant_soon(incoming)
@@ -520,16 +552,34 @@ class MeshPipes:
                 chunk = Chunk(body, bool(header.get("m")))
                 kind, pipe = header["w"], header["p"]
                 if kind == "up":
+                    if self._silent_owner(pipe):
+                        await self._until_owner(pipe)
                     async with plumber.open_writer(pipe, hidden=True) as writer:
                         await writer.send(chunk)
                 elif kind == "proxy":
                     if not await plumber.deliver(pipe, chunk, header["r"]):
-                        self.node.dropped += 1 if chunk.one_message else body.count(b"\n")
+                        self.node.dropped += _lines(chunk)
                 else:
                     await plumber.deliver(pipe, chunk)
                 incoming.consumed = header["q"]
                 self._grant(incoming, force=False, size=len(body))
         self._incoming.pop((incoming.sender, incoming.incarnation, incoming.sid), None)
+
+    async def _until_owner(self, pipe: str) -> None:
+        """Writes for the owner of `pipe` came, and this node sees another owner still,
+        one that has missed heartbeats: the sender has most likely taken it for dead
+        first, and writing now would send them on to it, to be lost. Wait (at most
+        DEAD_AFTER) for it to be taken out here too, or heard from again."""
+        with trio.move_on_after(DEAD_AFTER):
+            while self._silent_owner(pipe):
+                with trio.move_on_after(HEARTBEAT):
+                    await self._members.wait()
+
+    def _silent_owner(self, pipe: str) -> bool:
+        """True if this node does not schedule `pipe` and its owner has missed heartbeats."""
+        owner = next((key[2] for key in self._streams if key[0] == pipe and key[1] == "up"),
+                     None)
+        return owner is not None and self.node.quiet_for(owner) > 2 * HEARTBEAT
 
     def _grant_soon(self, incoming: _Incoming) -> None:
         """Grant what is not granted yet once the idle stream has been quiet GRANT_DELAY."""
@@ -546,6 +596,10 @@ class MeshPipes:
             header = self.node.header("c")
             header.update(s=incoming.sid, q=incoming.consumed, ti=incoming.incarnation)
             self.node.send(incoming.sender, header)
+
+
+def _lines(chunk: Chunk) -> int:
+    return 1 if chunk.one_message else chunk.data.count(b"\n")
 
 
 def _pieces(chunk: Chunk) -> list[tuple[bytes, int]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, Protocol
@@ -203,6 +203,13 @@ class Plumber:
                     count: bool = True) -> bool | None:
         """`deliver` if it need not wait for room; None (nothing done) if it must."""
         return self._pipe(name).deliver_now(chunk, reader_id, count=count)
+
+    def give_back(self, name: str, chunks: Sequence[Chunk]) -> None:
+        """Messages an upstream reader of pipe `name` took and could not pass on: routed
+        again, ahead of what was written since (Pipe.give_back)."""
+        pipe = self._pipes.get(name)
+        if pipe is not None:
+            pipe.give_back(chunks)
 
     def _detach(self, pipe: Pipe, reader_id: int, own: bool) -> None:
         pipe.detach(reader_id)

@@ -62,6 +62,12 @@ class Reader:
         self._detach()
         return self._outbox.discard()
 
+    def withdraw(self) -> list[Chunk]:
+        """close(), taking back what was delivered but not yet received, in order (a mesh
+        stream to an owner that died gives it back to its pipe, for the next owner)."""
+        self._detach()
+        return self._outbox.withdraw()
+
     def __aiter__(self) -> Reader:
         return self
 

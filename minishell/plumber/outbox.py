@@ -204,11 +204,16 @@ class Outbox:
     def discard(self) -> int:
         """Close, throwing away what is pending (its reader is gone for good, with no one
         to hand it to); how many messages that was, for the caller to count as lost."""
+        return sum(1 if chunk.one_message else chunk.data.count(b"\n")
+                   for chunk in self.withdraw())
+
+    def withdraw(self) -> list[Chunk]:
+        """Close, taking back what is pending, in order: for someone else to deliver."""
         chunks, self._chunks = self._chunks or (), None
         self._size = 0
         self.full_since = None
         self.close()
-        return sum(1 if chunk.one_message else chunk.data.count(b"\n") for chunk in chunks)
+        return list(chunks)
 
     def _coalesce(self) -> Chunk:
         chunks = self._chunks

@@ -107,6 +107,7 @@ class _Queued:
     seq: int  # when it was written, among all the pipe's messages: `previous` follows it
     size: int
     done: trio.Event | None = None  # for a CLI write: set once delivered or dropped
+    again: bool = False  # given back (give_back): counted and logged when first written
 
 
 @dataclass(eq=False, slots=True)
@@ -347,19 +348,17 @@ class Pipe:
         cost a third of a message's time.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        # After a wait, look again: the upstream may have gone (its messages given back
+        # to the queue, which this block must now follow), or this node may schedule
+        # the pipe itself now, via included.
+        while not self._queue and (self._upstream is not None or not self.via):
+            if self._has_room():
+                self._route(data, one_message, self._next_seq())
+                return
+            await self._wait_for_room(every=self.mode == "all", targets=self._room_targets())
         # The via in force when the block came applies to all of it; with an upstream
         # the pipe is scheduled (via included) where that leads.
         via = self.via if self._upstream is None else ()
-        if self._upstream is not None and not self._queue:
-            while self._upstream is not None and self._upstream.full:
-                await self._wait_for_room(every=True, targets=[self._upstream])
-            self._route(data, one_message, self._next_seq())
-            return
-        if not via and not self._queue:
-            if not self._has_room():
-                await self._wait_for_room(every=self.mode == "all")
-            self._route(data, one_message, self._next_seq())
-            return
         if not via:
             await self._wait_for_queue_space()
             if not self._closed:
@@ -388,6 +387,10 @@ class Pipe:
         if seq > self._previous_seq:  # a slow via must not bring back an older message
             self._previous, self._previous_seq = message, seq
 
+    def _room_targets(self) -> list[Outbox]:
+        """What _wait_for_room waits on for _has_room: the upstream, else the readers."""
+        return [] if self._upstream is None else [self._upstream]
+
     def _has_room(self) -> bool:
         """Room as the mode needs it: in every outbox for `all`, in one for the others."""
         if self._upstream is not None:
@@ -397,14 +400,15 @@ class Pipe:
             return not any(outbox.full for outbox in readers)
         return not all(outbox.full for outbox in readers)
 
-    def _route(self, data: bytes, one_message: bool, seq: int) -> None:
-        """Deliver now: the caller saw to the room."""
+    def _route(self, data: bytes, one_message: bool, seq: int, *, again: bool = False) -> None:
+        """Deliver now: the caller saw to the room. `again`: given back, so counted (and
+        logged) already."""
         if one_message:
             count, last = 1, data
         else:
             count = data.count(b"\n")
             last = data[data.rfind(b"\n", 0, len(data) - 1) + 1:]
-        if self.log:
+        if self.log and not again:
             self._log_messages([data] if one_message else split_messages(data))
         readers = self._readers
         if self._upstream is not None:
@@ -419,8 +423,9 @@ class Pipe:
                 self._choose(ids, outboxes).put(Chunk(data, one_message))
             else:
                 self._spread(ids, outboxes, data.split(b"\n")[:-1])
-        self.count += count
-        self._set_previous(last, seq)
+        if not again:
+            self.count += count
+            self._set_previous(last, seq)
 
     def _readers_with_room(self) -> tuple[list[int], list[Outbox]]:
         """The readers round-robin and random choose from (the caller saw to it that
@@ -547,6 +552,36 @@ class Pipe:
         if isinstance(queued, _ViaMessage):
             self._not_started.append(queued)
             self._start_runs()
+        self._convey_soon()
+
+    def give_back(self, chunks: Sequence[Chunk]) -> None:
+        """Messages the pipe's upstream took and never passed on (it led to a node that
+        died or no longer schedules the pipe): routed again, ahead of everything written
+        since, as the pipe is scheduled now (a new upstream, or here, via included).
+        They were counted and logged when first written. The queue may overshoot its
+        bound by them: one upstream's outbox and the chunk its stream had in hand."""
+        if self._closed or not chunks:
+            return
+        given: list[_Queued]
+        if self.via and self._upstream is None:
+            targets = list(self._readers.values()) if self.mode == "all" else None
+            if targets == []:
+                return  # mode all without readers: nothing to run the via for
+            vias = [_ViaMessage(0, len(message), again=True, message=message,
+                                argv=self.via, targets=targets)
+                    for chunk in chunks for message in
+                    ([chunk.data] if chunk.one_message else split_messages(chunk.data))]
+            self._not_started.extendleft(reversed(vias))
+            given = list(vias)
+        else:
+            given = [_Block(0, len(chunk.data), again=True, data=chunk.data,
+                            one_message=chunk.one_message) for chunk in chunks]
+        self._queue.extendleft(reversed(given))
+        self._queue_bytes += sum(queued.size for queued in given)
+        self._start_runs()
+        self._convey_soon()
+
+    def _convey_soon(self) -> None:
         if not self._conveying:
             self._conveying = True
             self._tasks += 1
@@ -563,7 +598,10 @@ class Pipe:
         while self._not_started:
             queued = self._not_started[0]
             runs = 1 if queued.targets is None else len(queued.targets)
-            if self._runs_held and self._runs_held + runs > plumbing.run_window:
+            # The queue's head always starts: messages given back ahead of others whose
+            # runs hold the window must not wait for those to be delivered.
+            if (self._runs_held and self._runs_held + runs > plumbing.run_window
+                    and not self._is_head(queued)):
                 return
             self._not_started.popleft()
             self._runs_held += runs
@@ -611,13 +649,19 @@ class Pipe:
             self._task_done()
 
     async def _deliver(self, queued: _Queued) -> None:
+        """Deliver the queue's head; if, while it waited, something was given back ahead of
+        it (give_back), return without: the conveyor delivers that first."""
         if isinstance(queued, _Block):
-            await self._wait_for_room(every=self.mode == "all")
-            self._route(queued.data, queued.one_message, queued.seq)
+            while not self._has_room():
+                await self._wait_for_room(every=self.mode == "all",
+                                          targets=self._room_targets())
+                if not self._is_head(queued):
+                    return
+            self._route(queued.data, queued.one_message, queued.seq, again=queued.again)
             return
         assert isinstance(queued, _ViaMessage)
         await queued.finished.wait()
-        if queued.kill_switch.killed:
+        if queued.kill_switch.killed or not self._is_head(queued):
             return
         if queued.targets is None:
             await self._deliver_to_one(queued)
@@ -626,9 +670,11 @@ class Pipe:
                       in zip(queued.targets, queued.outputs, strict=True) if output is not None]
         if deliveries:
             await self._wait_for_room(every=True, targets=[outbox for outbox, _ in deliveries])
+            if not self._is_head(queued):
+                return
             for outbox, output in deliveries:
                 outbox.put(_via_chunk(output))
-        if len(deliveries) == len(queued.targets):
+        if len(deliveries) == len(queued.targets) and not queued.again:
             self.count += 1
 
     async def _deliver_to_one(self, queued: _ViaMessage) -> None:
@@ -636,11 +682,17 @@ class Pipe:
         if output is None:
             return
         await self._wait_for_room(every=False)
+        if not self._is_head(queued):
+            return
         ids, outboxes = self._readers_with_room()
         if ids:
             self._choose(ids, outboxes).put(_via_chunk(output))
-        self._set_previous(queued.message, queued.seq)
-        self.count += 1
+        if not queued.again:
+            self._set_previous(queued.message, queued.seq)
+            self.count += 1
+
+    def _is_head(self, queued: _Queued) -> bool:
+        return bool(self._queue) and self._queue[0] is queued
 
     def _finish(self, queued: _Queued) -> None:
         """`queued` has left the queue, delivered or dropped."""

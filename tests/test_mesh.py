@@ -315,3 +315,33 @@ def test_nodes_sending_each_other_never_wait_for_each_other(tmp_path: Path) -> N
         started = time.monotonic()
         assert a.e("version") == f"a: {VERSION}"
         assert time.monotonic() - started < 2
+
+
+async def test_log_since_a_mark_once_the_log_is_full() -> None:
+    """A dial reads the lines its server logged since it began. Once the kept log was
+    full (200 lines), it read all of them, and took an earlier hangup's closed routes
+    for a TLS mismatch. Here the server's log is a real pipe, read as the server's is."""
+    import trio
+
+    from minishell.mesh.natsd import LOG_LINES, NatsServer, ServerConfig
+
+    server = NatsServer(ServerConfig(context="c", folder="/nonexistent"), binary="/bin/false")
+    read_end, write_end = os.pipe()
+
+    async def logged(lines: list[bytes]) -> None:
+        target = server.lines_logged + len(lines)
+        os.write(write_end, b"".join(line + b"\n" for line in lines))
+        with trio.fail_after(5):
+            while server.lines_logged < target:
+                await server.log_changed()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server._read_log, trio.lowlevel.FdStream(read_end))
+        await logged([b"old %d" % number for number in range(LOG_LINES)])
+        mark = server.lines_logged
+        assert server.log_since(mark) == []
+        await logged([b"new 1", b"new 2"])
+        assert server.log_since(mark) == ["new 1", "new 2"]
+        await logged([b"newer %d" % number for number in range(LOG_LINES + 5)])
+        assert len(server.log_since(mark)) == LOG_LINES  # what is kept, no more
+        os.close(write_end)

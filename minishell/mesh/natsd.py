@@ -176,6 +176,7 @@ class NatsServer:
         self.monitor_url = ""
         self.restarts = 0
         self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
+        self.lines_logged = 0  # ever: a mark for log_since
         self._log_changed = trio.Event()
         self._stopping = False
         self._leaving = False  # stopped by leave_routes: started again at once, no error
@@ -342,10 +343,16 @@ class NatsServer:
                 for raw in lines:
                     line = raw.decode("utf-8", "replace")
                     self.log_lines.append(line)
+                    self.lines_logged += 1
                     if "[ERR]" in line or "[FTL]" in line or "[WRN]" in line:
                         logger.debug("nats-server: %s", line)
                 self._log_changed.set()
                 self._log_changed = trio.Event()
+
+    def log_since(self, mark: int) -> list[str]:
+        """The lines logged since `lines_logged` was `mark` (those still kept)."""
+        new = min(self.lines_logged - mark, len(self.log_lines))
+        return list(self.log_lines)[-new:] if new > 0 else []
 
     async def log_changed(self) -> None:
         await self._log_changed.wait()

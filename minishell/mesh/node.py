@@ -45,6 +45,7 @@ logger = logging.getLogger("minishell.mesh")
 HEARTBEAT = 0.25
 DEAD_AFTER = 2.0
 DUPLICATE_WAIT = 3 * HEARTBEAT
+NEWCOMER = -10.0  # a dialing node's age: see Node._age
 DIAL_TIMEOUT = 10.0
 WILDCARD = "all"
 
@@ -168,6 +169,7 @@ class Node:
         # When this node last joined a mesh (started, dialed, or first heard a peer while
         # alone): of two nodes of one name, the one that joined later stays out.
         self._joined = 0.0
+        self._dialing = False
         self._shadowed_by: str | None = None  # the other node of this name, while it is heard
         self._shadow_heard = 0.0
         self._namesakes: deque[str] = deque(maxlen=16)  # second nodes of a name, logged
@@ -293,7 +295,7 @@ class Node:
         while True:
             header = self.header("hb")
             header["port"] = self.port
-            header["age"] = round(trio.current_time() - self._joined, 3)
+            header["age"] = round(self._age(), 3)
             if self.server is not None:
                 header["srv"] = self.server.config.server_name
             for extra in self.heartbeat_extras:
@@ -358,6 +360,12 @@ class Node:
             logger.warning("mesh: %s is back", name)
             self._changed()
 
+    def _age(self) -> float:
+        """Seconds since this node joined a mesh; while it dials, younger than any
+        (NEWCOMER): of two nodes of one name that meet through a dial, the dialer stays
+        out, however close their ages."""
+        return NEWCOMER if self._dialing else trio.current_time() - self._joined
+
     @staticmethod
     def _speaks_as(peer: Peer | None, incarnation: str, now: float) -> bool:
         """True if `peer`, in another incarnation than this one, was heard so recently
@@ -370,7 +378,7 @@ class Node:
         """Another node of this name: the one that joined later stays out (ages within a
         second of each other: the lower incarnation, so that both decide alike)."""
         now = trio.current_time()
-        mine = now - self._joined
+        mine = self._age()
         later = mine < age if abs(mine - age) >= 1 else self.incarnation < incarnation
         if not later:
             return
@@ -523,17 +531,21 @@ class Node:
         self._duplicate_seen = trio.Event()
         server.config.routes.append(url)
         server.reload()
+        self._dialing = True
         try:
-            await self._wait_route(server, address, port, logged)
-        except MeshError:
-            server.config.routes.remove(url)
-            server.reload()
-            raise
-        self._dialed[url] = str(info.get("server_name", ""))
-        # Give heartbeats from there a moment, so that `mesh list` right after shows them;
-        # a node of our own name there means a duplicate: hang up again.
-        with trio.move_on_after(DUPLICATE_WAIT):
-            await self._duplicate_seen.wait()
+            try:
+                await self._wait_route(server, address, port, logged)
+            except MeshError:
+                server.config.routes.remove(url)
+                server.reload()
+                raise
+            self._dialed[url] = str(info.get("server_name", ""))
+            # Give heartbeats from there a moment, so that `mesh list` right after shows
+            # them; a node of our own name there means a duplicate: hang up again.
+            with trio.move_on_after(DUPLICATE_WAIT):
+                await self._duplicate_seen.wait()
+        finally:
+            self._dialing = False
         if self._duplicate is not None:
             self._duplicate = None
             self._duplicate_seen = trio.Event()

@@ -3,6 +3,7 @@ nursery; the two front ends of the `minishell` command, for client tests."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 from collections.abc import AsyncIterator
@@ -21,6 +22,14 @@ from minishell.session import Session, open_session
 # never raises KeyboardInterrupt. The Ctrl-C tests need what a terminal gives.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The minishells the tests start keep their state (the mesh secret, history) in a
+    folder of this run, not in the user's: a run leaves nothing behind and never
+    reads a secret the user made."""
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
 
 
 @pytest.fixture

@@ -407,9 +407,10 @@ class Node:
             return
         if self._shadowed_by is not None and not (kind == "hb" and header.get("n") == self.name):
             return  # out of the mesh while a node of this name is in it
-        if kind not in ("hb", "bye") and self._speaks_as(self.peers.get(header.get("n", "")),
-                                                          header.get("i", ""),
-                                                          trio.current_time()):
+        sender = self.peers.get(header.get("n", ""))
+        if (sender is not None and sender.incarnation != header.get("i")
+                and kind not in ("hb", "bye")
+                and self._speaks_as(sender, header.get("i", ""), trio.current_time())):
             return  # from the second node of a name (see _on_heartbeat)
         target = header.get("ti")
         if target is not None and target != self.incarnation:
